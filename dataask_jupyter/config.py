@@ -1,0 +1,119 @@
+"""Settings: one traitlets ``Ask`` configurable, defaults from the environment.
+
+In a notebook ``%config Ask.<name> = value`` changes the live instance the magics use; in Python
+``Session(model="...", exec_timeout=30)`` overrides per session.
+"""
+
+from __future__ import annotations
+
+import os
+
+from traitlets import Bool, Enum, Float, Int, Unicode, default
+from traitlets.config import Configurable
+
+
+def _env(*names: str) -> str:
+    for n in names:
+        v = os.environ.get(n)
+        if v:
+            return v
+    return ""
+
+
+class Ask(Configurable):
+    """dataask settings (``%config Ask`` lists them)."""
+
+    # --- LLM -------------------------------------------------------------------------------
+    llm = Unicode(
+        help="'' to use the configured endpoint (or the local model when none is set); "
+        "'local' to force the embedded local model. Env: DATAASK_LLM."
+    ).tag(config=True)
+    llm_base_url = Unicode(
+        help="OpenAI-compatible base URL. Env: DATAASK_LLM_BASE_URL, else OPENAI_BASE_URL."
+    ).tag(config=True)
+    llm_api_key = Unicode(
+        help="API key for the endpoint. Env: DATAASK_LLM_API_KEY, else OPENAI_API_KEY."
+    ).tag(config=True)
+    llm_model = Unicode(help="Model name. Env: DATAASK_LLM_MODEL.").tag(config=True)
+    llm_timeout = Float(60.0, help="Seconds to wait for one LLM reply.").tag(config=True)
+    llm_max_retries = Int(
+        3, help="Retries (with backoff) on LLM timeouts, 429 and 5xx before giving up."
+    ).tag(config=True)
+    temperature = Float(0.0, help="Sampling temperature for code generation.").tag(config=True)
+    max_tokens = Int(1024, help="Most tokens the LLM may write per reply.").tag(config=True)
+    max_repairs = Int(
+        2, help="How many times a failing answer's error is sent back to the LLM to fix."
+    ).tag(config=True)
+    local_idle_timeout = Float(
+        900.0, help="Seconds of no use after which the local model server stops."
+    ).tag(config=True)
+
+    # --- sandbox ---------------------------------------------------------------------------
+    sandbox = Enum(
+        ["auto", "docker", "local"],
+        default_value="auto",
+        help="Where generated code runs: 'docker' (a hardened container), 'local' (a separate "
+        "process, bubblewrap-isolated where available), 'auto' (Docker if the engine answers). "
+        "Env: DATAASK_SANDBOX.",
+    ).tag(config=True)
+    sandbox_image = Unicode(
+        help="Docker image of the sandbox server. Env: DATAASK_SANDBOX_IMAGE."
+    ).tag(config=True)
+    exec_timeout = Float(
+        60.0, help="Seconds one run of generated code may take before it is stopped."
+    ).tag(config=True)
+    transport_timeout = Float(
+        30.0, help="Seconds to wait for the sandbox to answer a non-execution request."
+    ).tag(config=True)
+    start_timeout = Float(60.0, help="Seconds to wait for the sandbox to start.").tag(config=True)
+    sandbox_memory_mb = Int(2048, help="Memory limit of the sandbox (MiB).").tag(config=True)
+    sandbox_cpus = Float(1.0, help="CPU limit of the sandbox (cores).").tag(config=True)
+    sandbox_pids = Int(64, help="Most processes/threads in the sandbox.").tag(config=True)
+    sandbox_tmpfs_mb = Int(64, help="Size of the sandbox's writable /tmp (MiB).").tag(config=True)
+    max_result_bytes = Int(
+        256 * 1024 * 1024, help="Largest result the sandbox may send back (bytes)."
+    ).tag(config=True)
+
+    # --- data ------------------------------------------------------------------------------
+    max_file_bytes = Int(1 << 30, help="Largest file `load` accepts (bytes).").tag(config=True)
+    max_uncompressed_bytes = Int(
+        2 << 30, help="Largest uncompressed content of a workbook (zip-bomb guard, bytes)."
+    ).tag(config=True)
+
+    # --- conversation ----------------------------------------------------------------------
+    history_turns = Int(
+        6, help="How many recent turns the prompt carries for follow-up questions."
+    ).tag(config=True)
+    max_history = Int(200, help="Most turns kept in Session.history.").tag(config=True)
+    profile_max_columns = Int(
+        80, help="Columns described in full in the prompt; the rest by name only."
+    ).tag(config=True)
+    profile_max_chars = Int(6000, help="Hard cap on one dataset's prompt summary.").tag(
+        config=True
+    )
+    show_code = Bool(True, help="Show the generated code under each answer.").tag(config=True)
+
+    @default("llm")
+    def _llm_default(self) -> str:
+        return _env("DATAASK_LLM")
+
+    @default("llm_base_url")
+    def _base_url_default(self) -> str:
+        return _env("DATAASK_LLM_BASE_URL", "OPENAI_BASE_URL")
+
+    @default("llm_api_key")
+    def _api_key_default(self) -> str:
+        return _env("DATAASK_LLM_API_KEY", "OPENAI_API_KEY")
+
+    @default("llm_model")
+    def _model_default(self) -> str:
+        return _env("DATAASK_LLM_MODEL")
+
+    @default("sandbox")
+    def _sandbox_default(self) -> str:
+        v = _env("DATAASK_SANDBOX").lower()
+        return v if v in ("auto", "docker", "local") else "auto"
+
+    @default("sandbox_image")
+    def _image_default(self) -> str:
+        return _env("DATAASK_SANDBOX_IMAGE") or "dataask-sandbox:latest"
