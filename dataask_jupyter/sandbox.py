@@ -83,6 +83,7 @@ class Sandbox:
         self._prev: Any = None
         self.started_at: float | None = None
         self.restarts = 0
+        self._ever_started = False
         self.server_info: dict[str, Any] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -95,10 +96,12 @@ class Sandbox:
             return
         if self.backend is not None or self._sock is not None:
             self._teardown()
-            self.restarts += 1
         self._start()
 
     def _start(self) -> None:
+        if self._ever_started:
+            self.restarts += 1
+        self._ever_started = True
         self._dir = Path(tempfile.mkdtemp(prefix="dataask-sandbox-"))
         self._dir.chmod(0o777)  # the server runs as an unprivileged uid and creates the socket here
         backend = self._factory()
@@ -167,7 +170,6 @@ class Sandbox:
 
     def restart(self) -> None:
         self._teardown()
-        self.restarts += 1
         self._start()
 
     # --- requests -------------------------------------------------------------------------
@@ -256,6 +258,8 @@ class Sandbox:
             elif t == "error":
                 out.error_name = str(header.get("ename", "Error"))
                 out.error = f"{out.error_name}: {header.get('evalue', '')}"
+                if out.error_name == "Timeout":
+                    out.error += " (Ask.exec_timeout)"
                 out.traceback = str(header.get("traceback", ""))
             elif t == "result":
                 out.kind = str(header.get("kind"))

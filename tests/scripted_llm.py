@@ -1,0 +1,178 @@
+"""A scripted OpenAI-compatible chat server on loopback: the only thing tests script is the LLM's words.
+
+Rules map a regular expression on the question to a list of replies; the n-th reply answers the
+n-th attempt (repairs included), so a rule can return broken code first to exercise repair.
+Faults (HTTP status codes, delays) can be queued. Run standalone for notebooks:
+``python tests/scripted_llm.py --rules rules.json --port-file PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+REPAIR_MARK = "That code failed:"
+PREV_MARK = re.compile(r"^\(The previous code gave: .*?; it is available as `prev`\.\)\n\n", re.S)
+
+
+def fence(code: str) -> str:
+    return f"```python\n{code.strip()}\n```"
+
+
+@dataclass
+class Rule:
+    pattern: re.Pattern[str]
+    replies: list[str]
+    raw: bool = False  # send replies as they are (no ```python fence)
+
+
+@dataclass
+class Fault:
+    status: int = 0  # HTTP status to return, 0 = none
+    delay: float = 0.0
+
+
+@dataclass
+class ScriptedLLM:
+    rules: list[Rule] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    faults: deque[Fault] = field(default_factory=deque)
+    default_reply: str = "result = None"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    # --- scripting ------------------------------------------------------------------------
+    def on(self, pattern: str, *replies: str, raw: bool = False) -> ScriptedLLM:
+        """Answer questions matching ``pattern`` (case-insensitive search) with ``replies``."""
+        self.rules.insert(0, Rule(re.compile(pattern, re.I | re.S), list(replies), raw))
+        return self
+
+    def fail(self, status: int, times: int = 1) -> None:
+        for _ in range(times):
+            self.faults.append(Fault(status=status))
+
+    def delay(self, seconds: float, times: int = 1) -> None:
+        for _ in range(times):
+            self.faults.append(Fault(delay=seconds))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.rules.clear()
+            self.requests.clear()
+            self.faults.clear()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    # --- answering ------------------------------------------------------------------------
+    def reply_for(self, messages: list[dict[str, Any]]) -> str:
+        users = [str(m.get("content", "")) for m in messages if m.get("role") == "user"]
+        attempt = 0
+        question = ""
+        for content in reversed(users):
+            if content.startswith(REPAIR_MARK):
+                attempt += 1
+                continue
+            question = PREV_MARK.sub("", content)
+            break
+        for rule in self.rules:
+            if rule.pattern.search(question):
+                text = rule.replies[min(attempt, len(rule.replies) - 1)]
+                return text if rule.raw else fence(text)
+        return fence(self.default_reply)
+
+    def start(self, port: int = 0) -> ScriptedLLM:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [
+                        {"id": "scripted", "object": "model", "owned_by": "tests"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with owner.lock:
+                    owner.requests.append(body)
+                    fault = owner.faults.popleft() if owner.faults else None
+                if fault and fault.delay:
+                    time.sleep(fault.delay)
+                if fault and fault.status:
+                    self._send(fault.status, {"error": {"message": f"scripted {fault.status}",
+                                                        "type": "scripted"}})
+                    return
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": "not found"}})
+                    return
+                text = owner.reply_for(body.get("messages", []))
+                prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
+                self._send(200, {
+                    "id": "chatcmpl-scripted", "object": "chat.completion",
+                    "created": int(time.time()), "model": body.get("model", "scripted"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": prompt_chars // 4,
+                              "completion_tokens": len(text) // 4,
+                              "total_tokens": prompt_chars // 4 + len(text) // 4},
+                })
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def load_rules(path: str | Path) -> ScriptedLLM:
+    """Rules from JSON: ``[{"pattern": "...", "replies": ["code", ...], "raw": false}, ...]``."""
+    llm = ScriptedLLM()
+    for r in reversed(json.loads(Path(path).read_text())):
+        llm.on(r["pattern"], *r["replies"], raw=r.get("raw", False))
+    return llm
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rules", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", help="write the base URL here once listening")
+    args = parser.parse_args()
+    llm = load_rules(args.rules).start(args.port)
+    if args.port_file:
+        Path(args.port_file).write_text(llm.url)
+    print(llm.url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
