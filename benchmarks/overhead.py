@@ -36,14 +36,16 @@ CASES = {
 
 def frame(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "order_id": np.arange(rows),
-        "region": rng.choice(["Europe", "Asia", "Americas", "Africa"], rows),
-        "product": rng.choice([f"P{i}" for i in range(50)], rows),
-        "units": rng.integers(1, 6, rows),
-        "revenue": rng.random(rows) * 100,
-        "date": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 365, rows), "D"),
-    })
+    return pd.DataFrame(
+        {
+            "order_id": np.arange(rows),
+            "region": rng.choice(["Europe", "Asia", "Americas", "Africa"], rows),
+            "product": rng.choice([f"P{i}" for i in range(50)], rows),
+            "units": rng.integers(1, 6, rows),
+            "revenue": rng.random(rows) * 100,
+            "date": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 365, rows), "D"),
+        }
+    )
 
 
 def best(fn: Any, repeat: int) -> tuple[float, float]:
@@ -66,6 +68,7 @@ def bench_exec(rows: int, repeat: int, backend: str) -> None:
     print(f"start + send the frame once: {first * 1000:,.0f} ms")
     print(f"{'case':<14}{'in-process ms':>15}{'sandbox ms':>13}{'overhead ms':>13}{'ratio':>8}")
     for name, code in CASES.items():
+
         def local(code: str = code) -> None:
             ns = {"df": df, "pd": pd, "np": np}
             exec(code, ns)  # the benchmark's own fixed code, for comparison only
@@ -77,8 +80,10 @@ def bench_exec(rows: int, repeat: int, backend: str) -> None:
         remote()  # warm
         lo, _ = best(local, repeat)
         ro, _ = best(remote, repeat)
-        print(f"{name:<14}{lo * 1000:>15.1f}{ro * 1000:>13.1f}{(ro - lo) * 1000:>13.1f}"
-              f"{ro / lo:>8.2f}")
+        print(
+            f"{name:<14}{lo * 1000:>15.1f}{ro * 1000:>13.1f}{(ro - lo) * 1000:>13.1f}"
+            f"{ro / lo:>8.2f}"
+        )
     triv, _ = best(lambda: sb.run("result = 1", "data"), repeat * 4)
     print(f"trivial query round trip: {triv * 1000:.1f} ms")
     sb.close()
@@ -98,13 +103,17 @@ def bench_readers(csv_mb: int, xlsx_rows: int, work: Path) -> None:
     ours, _ = best(lambda: readers.read_table(csv_path, max_bytes=1 << 40), 2)
     engine = readers.read_table(csv_path, max_bytes=1 << 40).engine
     theirs, _ = best(lambda: pd.read_csv(csv_path), 2)
-    print(f"CSV  dataask ({engine}): {ours:6.2f} s   pandas read_csv default: {theirs:6.2f} s"
-          f"   speed-up x{theirs / ours:.2f}")
+    print(
+        f"CSV  dataask ({engine}): {ours:6.2f} s   pandas read_csv default: {theirs:6.2f} s"
+        f"   speed-up x{theirs / ours:.2f}"
+    )
     ours, _ = best(lambda: readers.read_table(xlsx_path), 2)
     engine = readers.read_table(xlsx_path).engine
     theirs, _ = best(lambda: pd.read_excel(xlsx_path, engine="openpyxl"), 1)
-    print(f"XLSX dataask ({engine}): {ours:6.2f} s   pandas read_excel openpyxl: {theirs:6.2f} s"
-          f"   speed-up x{theirs / ours:.2f}")
+    print(
+        f"XLSX dataask ({engine}): {ours:6.2f} s   pandas read_excel openpyxl: {theirs:6.2f} s"
+        f"   speed-up x{theirs / ours:.2f}"
+    )
 
 
 def main() -> None:

@@ -45,8 +45,9 @@ class Ask(Configurable):
         2, help="How many times a failing answer's error is sent back to the LLM to fix."
     ).tag(config=True)
     static_checks = Bool(
-        True, help="Refuse obviously hostile or file-reading code before it reaches the sandbox "
-        "(defence in depth; the sandbox is the boundary)."
+        True,
+        help="Refuse obviously hostile or file-reading code before it reaches the sandbox "
+        "(defence in depth; the sandbox is the boundary).",
     ).tag(config=True)
     local_idle_timeout = Float(
         900.0, help="Seconds of no use after which the local model server stops."
@@ -92,9 +93,7 @@ class Ask(Configurable):
     profile_max_columns = Int(
         80, help="Columns described in full in the prompt; the rest by name only."
     ).tag(config=True)
-    profile_max_chars = Int(6000, help="Hard cap on one dataset's prompt summary.").tag(
-        config=True
-    )
+    profile_max_chars = Int(6000, help="Hard cap on one dataset's prompt summary.").tag(config=True)
     show_code = Bool(True, help="Show the generated code under each answer.").tag(config=True)
 
     @default("llm")

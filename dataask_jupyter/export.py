@@ -35,6 +35,7 @@ def to_frame(value: Any) -> pd.DataFrame:
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix text cells that a spreadsheet would run as a formula with an apostrophe."""
+
     def fix(v: Any) -> Any:
         if isinstance(v, str) and v.startswith(_FORMULA_START):
             return "'" + v
@@ -52,8 +53,9 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _keep_index(frame: pd.DataFrame) -> bool:
     idx = frame.index
-    return not (isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1
-                and idx.name is None)
+    return not (
+        isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1 and idx.name is None
+    )
 
 
 def _sheet_name(name: str, used: set[str]) -> str:
@@ -67,8 +69,13 @@ def _sheet_name(name: str, used: set[str]) -> str:
     return cand
 
 
-def export_value(value: Any, path: str | os.PathLike[str], *, formula_guard: bool = True,
-                 sheet_name: str = "answer") -> Path:
+def export_value(
+    value: Any,
+    path: str | os.PathLike[str],
+    *,
+    formula_guard: bool = True,
+    sheet_name: str = "answer",
+) -> Path:
     """Write ``value`` to ``path``. CSV/XLSX cells that look like formulas are neutralised unless
     ``formula_guard=False``."""
     p = Path(path).expanduser()
@@ -84,8 +91,13 @@ def export_value(value: Any, path: str | os.PathLike[str], *, formula_guard: boo
         elif fmt == "json":
             _json(value, p)
         else:
-            frames = value if isinstance(value, dict) and value and all(
-                isinstance(v, pd.DataFrame) for v in value.values()) else {sheet_name: value}
+            frames = (
+                value
+                if isinstance(value, dict)
+                and value
+                and all(isinstance(v, pd.DataFrame) for v in value.values())
+                else {sheet_name: value}
+            )
             tables = {str(k): to_frame(v) for k, v in frames.items()}
             if formula_guard:
                 tables = {k: neutralise_formulas(v) for k, v in tables.items()}
@@ -106,8 +118,9 @@ def _json(value: Any, p: Path) -> None:
         frame = to_frame(value)
         if _keep_index(frame):
             frame = frame.reset_index()
-        frame.to_json(p, orient="records", date_format="iso", date_unit="s", indent=1,
-                      force_ascii=False)
+        frame.to_json(
+            p, orient="records", date_format="iso", date_unit="s", indent=1, force_ascii=False
+        )
         return
     if hasattr(value, "to_plotly_json"):
         p.write_text(value.to_json(), encoding="utf-8")
@@ -120,8 +133,7 @@ def _json(value: Any, p: Path) -> None:
             return o.item()
         return str(o)
 
-    p.write_text(json.dumps(value, default=default, indent=1, ensure_ascii=False),
-                 encoding="utf-8")
+    p.write_text(json.dumps(value, default=default, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 def _xlsx(tables: dict[str, pd.DataFrame], p: Path) -> None:
@@ -129,8 +141,10 @@ def _xlsx(tables: dict[str, pd.DataFrame], p: Path) -> None:
     with pd.ExcelWriter(p, engine="openpyxl") as writer:
         for name, t in tables.items():
             if len(t) > 1_048_575 or t.shape[1] > 16_384:
-                raise ExportError(f"table {name!r} is {t.shape[0]:,} x {t.shape[1]:,}: over "
-                                  "Excel's 1,048,576 rows x 16,384 columns; export CSV instead")
+                raise ExportError(
+                    f"table {name!r} is {t.shape[0]:,} x {t.shape[1]:,}: over "
+                    "Excel's 1,048,576 rows x 16,384 columns; export CSV instead"
+                )
             out = t.copy()
             for c in out.columns:
                 if isinstance(out[c].dtype, pd.DatetimeTZDtype):
@@ -148,7 +162,8 @@ def _png(value: Any, p: Path) -> None:
         except Exception as exc:
             raise ExportError(
                 "PNG export of a chart needs kaleido and a Chromium browser "
-                f"(pip install kaleido; apt-get install chromium): {exc}") from None
+                f"(pip install kaleido; apt-get install chromium): {exc}"
+            ) from None
         return
     _table_png(to_frame(value), p)
 
@@ -168,8 +183,9 @@ def _table_png(frame: pd.DataFrame, p: Path, max_rows: int = 40) -> None:
     height = 0.6 + 0.3 * (len(cells) + 1) + (0.3 if len(frame) > max_rows else 0)
     fig, ax = plt.subplots(figsize=(width, height))
     ax.axis("off")
-    table = ax.table(cellText=cells or [[""] * len(cols)], colLabels=cols, loc="upper left",
-                     cellLoc="left")
+    table = ax.table(
+        cellText=cells or [[""] * len(cols)], colLabels=cols, loc="upper left", cellLoc="left"
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     if len(frame) > max_rows:
@@ -180,6 +196,8 @@ def _table_png(frame: pd.DataFrame, p: Path, max_rows: int = 40) -> None:
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:,.4g}" if abs(v) < 1e-3 or abs(v) >= 1e7 else f"{v:,.4f}".rstrip("0").rstrip(".")
+        return (
+            f"{v:,.4g}" if abs(v) < 1e-3 or abs(v) >= 1e7 else f"{v:,.4f}".rstrip("0").rstrip(".")
+        )
     s = str(v)
     return s if len(s) <= 40 else s[:37] + "..."

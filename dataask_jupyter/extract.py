@@ -17,16 +17,66 @@ _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOT
 _CODE_LANGS = {"", "python", "py", "python3", "pandas"}
 
 _BANNED_MODULES = {
-    "os", "sys", "subprocess", "socket", "ctypes", "cffi", "shutil", "importlib", "builtins",
-    "pickle", "marshal", "shelve", "dill", "cloudpickle", "multiprocessing", "threading",
-    "signal", "resource", "pty", "fcntl", "mmap", "urllib", "http", "requests", "httpx",
-    "ftplib", "smtplib", "telnetlib", "asyncio", "selectors", "pathlib", "io", "tempfile",
-    "glob", "code", "codeop", "inspect", "gc", "posix", "nt", "_posixsubprocess", "webbrowser",
+    "os",
+    "sys",
+    "subprocess",
+    "socket",
+    "ctypes",
+    "cffi",
+    "shutil",
+    "importlib",
+    "builtins",
+    "pickle",
+    "marshal",
+    "shelve",
+    "dill",
+    "cloudpickle",
+    "multiprocessing",
+    "threading",
+    "signal",
+    "resource",
+    "pty",
+    "fcntl",
+    "mmap",
+    "urllib",
+    "http",
+    "requests",
+    "httpx",
+    "ftplib",
+    "smtplib",
+    "telnetlib",
+    "asyncio",
+    "selectors",
+    "pathlib",
+    "io",
+    "tempfile",
+    "glob",
+    "code",
+    "codeop",
+    "inspect",
+    "gc",
+    "posix",
+    "nt",
+    "_posixsubprocess",
+    "webbrowser",
 }
-_BANNED_CALLS = {"eval", "exec", "compile", "open", "__import__", "input", "breakpoint",
-                 "globals", "locals", "vars", "memoryview"}
-_READ_CALLS = re.compile(r"^(read_|to_(csv|excel|parquet|json|pickle|feather|hdf|sql|html|xml|"
-                         r"latex|markdown|clipboard|stata|orc))")
+_BANNED_CALLS = {
+    "eval",
+    "exec",
+    "compile",
+    "open",
+    "__import__",
+    "input",
+    "breakpoint",
+    "globals",
+    "locals",
+    "vars",
+    "memoryview",
+}
+_READ_CALLS = re.compile(
+    r"^(read_|to_(csv|excel|parquet|json|pickle|feather|hdf|sql|html|xml|"
+    r"latex|markdown|clipboard|stata|orc))"
+)
 _SAFE_DUNDERS = {"__name__", "__doc__", "__len__", "__class__"}
 
 
@@ -73,9 +123,15 @@ def _strip_prose(reply: str) -> str:
             if len(chunk) <= len(best):
                 break
             tree = _parses(chunk)
-            if tree is not None and tree.body and not (
-                len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)
-                and isinstance(tree.body[0].value, ast.Name) and end - start == 1
+            if (
+                tree is not None
+                and tree.body
+                and not (
+                    len(tree.body) == 1
+                    and isinstance(tree.body[0], ast.Expr)
+                    and isinstance(tree.body[0].value, ast.Name)
+                    and end - start == 1
+                )
             ):
                 best = chunk
                 break
@@ -91,9 +147,15 @@ def extract_code(reply: str) -> Extracted:
         if with_result:
             code = with_result[-1]
             earlier = blocks[: blocks.index(code)]
-            helpers = [b for b in earlier if (t := _parses(b)) is not None
-                       and all(isinstance(s, (ast.Import, ast.ImportFrom, ast.FunctionDef,
-                                              ast.Assign)) for s in t.body)]
+            helpers = [
+                b
+                for b in earlier
+                if (t := _parses(b)) is not None
+                and all(
+                    isinstance(s, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.Assign))
+                    for s in t.body
+                )
+            ]
             if helpers and len(blocks) > 1:
                 code = "\n\n".join([*helpers, code])
                 notes.append("joined several code blocks")
@@ -129,8 +191,11 @@ def extract_code(reply: str) -> Extracted:
 
 
 def _is_print(node: ast.expr) -> bool:
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in (
-        "print", "display")
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("print", "display")
+    )
 
 
 def check_code(code: str) -> list[str]:
@@ -142,12 +207,17 @@ def check_code(code: str) -> list[str]:
     problems: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [
-                node.module or ""]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
             for name in names:
                 if name.split(".")[0] in _BANNED_MODULES:
-                    problems.append(f"line {node.lineno}: importing {name!r} is not allowed; "
-                                    "use only pandas, numpy and plotly")
+                    problems.append(
+                        f"line {node.lineno}: importing {name!r} is not allowed; "
+                        "use only pandas, numpy and plotly"
+                    )
         elif isinstance(node, ast.Call):
             f = node.func
             if isinstance(f, ast.Name) and f.id in _BANNED_CALLS:
@@ -158,18 +228,27 @@ def check_code(code: str) -> list[str]:
                     and isinstance(node.args[1].value, str)
                     and not node.args[1].value.startswith("_")
                 ):
-                    problems.append(f"line {node.lineno}: {f.id}() with a computed or private "
-                                    "attribute name is not allowed")
+                    problems.append(
+                        f"line {node.lineno}: {f.id}() with a computed or private "
+                        "attribute name is not allowed"
+                    )
             elif isinstance(f, ast.Attribute) and _READ_CALLS.match(f.attr):
                 problems.append(
                     f"line {node.lineno}: {f.attr}() reads or writes files; the data is already "
-                    "loaded as `df` (and `dfs`), and the answer goes in `result`")
-        elif isinstance(node, ast.Attribute) and node.attr.startswith("__") and (
-            node.attr not in _SAFE_DUNDERS
-        ):
-            problems.append(f"line {node.lineno}: access to {node.attr!r} is not allowed")
-        elif isinstance(node, ast.Attribute) and node.attr in ("system", "popen", "spawn",
-                                                                "f_globals", "f_back", "gi_frame"):
+                    "loaded as `df` (and `dfs`), and the answer goes in `result`"
+                )
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("__")
+            and (node.attr not in _SAFE_DUNDERS)
+        ) or (isinstance(node, ast.Attribute) and node.attr in (
+            "system",
+            "popen",
+            "spawn",
+            "f_globals",
+            "f_back",
+            "gi_frame",
+        )):
             problems.append(f"line {node.lineno}: access to {node.attr!r} is not allowed")
         elif isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__", "__spec__"):
             problems.append(f"line {node.lineno}: access to {node.id!r} is not allowed")

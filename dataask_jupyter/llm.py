@@ -1,4 +1,4 @@
-"""The LLM stage: one ``openai`` client for every OpenAI-compatible endpoint, the local model too."""
+"""The LLM stage: one ``openai`` client for every OpenAI-compatible endpoint, local too."""
 
 from __future__ import annotations
 
@@ -74,12 +74,13 @@ class LLMClient:
 
     def _ensure(self) -> tuple[openai.OpenAI, Endpoint]:
         s = self.settings
-        key = (s.llm, s.llm_base_url, s.llm_api_key, s.llm_model, s.llm_timeout,
-               s.llm_max_retries)
+        key = (s.llm, s.llm_base_url, s.llm_api_key, s.llm_model, s.llm_timeout, s.llm_max_retries)
         if self._client is None or self._endpoint is None or key != self._key:
             ep = resolve_endpoint(s, self.notify)
             self._client = openai.OpenAI(
-                base_url=ep.base_url, api_key=ep.api_key, timeout=s.llm_timeout,
+                base_url=ep.base_url,
+                api_key=ep.api_key,
+                timeout=s.llm_timeout,
                 max_retries=s.llm_max_retries,
             )
             self._endpoint, self._key = ep, key
@@ -108,15 +109,18 @@ class LLMClient:
         except openai.APITimeoutError:
             raise LLMError(
                 f"the LLM did not answer within {s.llm_timeout:g} s after "
-                f"{s.llm_max_retries} retries (Ask.llm_timeout, Ask.llm_max_retries)") from None
+                f"{s.llm_max_retries} retries (Ask.llm_timeout, Ask.llm_max_retries)"
+            ) from None
         except openai.RateLimitError:
             raise LLMError(
                 f"the LLM endpoint is rate-limiting (HTTP 429) after {s.llm_max_retries} retries; "
-                "wait a moment and ask again (Ask.llm_max_retries)") from None
+                "wait a moment and ask again (Ask.llm_max_retries)"
+            ) from None
         except openai.AuthenticationError:
             raise LLMError(
                 "the LLM endpoint refused the API key (HTTP 401); check DATAASK_LLM_API_KEY "
-                "or %config Ask.llm_api_key") from None
+                "or %config Ask.llm_api_key"
+            ) from None
         except openai.NotFoundError as exc:
             raise LLMError(
                 f"the LLM endpoint does not know model {ep.model!r} or the URL is wrong "
@@ -125,11 +129,13 @@ class LLMClient:
         except openai.APIStatusError as exc:
             raise LLMError(
                 f"the LLM endpoint failed with HTTP {exc.status_code} ({_detail(exc)}) after "
-                f"{s.llm_max_retries} retries") from None
+                f"{s.llm_max_retries} retries"
+            ) from None
         except openai.APIConnectionError:
             raise LLMError(
                 f"cannot reach the LLM endpoint at {ep.base_url or 'the default OpenAI URL'}; "
-                "check DATAASK_LLM_BASE_URL and that the server runs") from None
+                "check DATAASK_LLM_BASE_URL and that the server runs"
+            ) from None
         seconds = time.perf_counter() - started
         if not resp.choices:
             raise LLMError("the LLM endpoint returned no choices")

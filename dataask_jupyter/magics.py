@@ -16,8 +16,18 @@ from dataask_jupyter.errors import DataaskError
 from dataask_jupyter.render import display_answer
 from dataask_jupyter.session import Session
 
-_SUBCOMMANDS = ("load", "upload", "history", "reset", "code", "datasets", "sandbox", "export",
-                "use", "help")
+_SUBCOMMANDS = (
+    "load",
+    "upload",
+    "history",
+    "reset",
+    "code",
+    "datasets",
+    "sandbox",
+    "export",
+    "use",
+    "help",
+)
 
 
 @magic_arguments()
@@ -31,8 +41,11 @@ def _load_args(line: str) -> None:
 @magic_arguments()
 @argument("path", help="file to write: .csv, .json, .xlsx or .png")
 @argument("--turn", "-t", type=int, default=None, help="turn number (default: the last)")
-@argument("--no-formula-guard", action="store_true",
-          help="do not neutralise cells that start with = + - @")
+@argument(
+    "--no-formula-guard",
+    action="store_true",
+    help="do not neutralise cells that start with = + - @",
+)
 def _export_args(line: str) -> None:
     """%ask export PATH [--turn K]"""
 
@@ -81,8 +94,11 @@ class AskMagics(Magics):
     # --- questions ------------------------------------------------------------------------
     def _question(self, line: str, cell: str | None) -> None:
         try:
-            args = parse_argstring(_ask_args, line) if cell is not None or line.lstrip(
-            ).startswith("-") else None
+            args = (
+                parse_argstring(_ask_args, line)
+                if cell is not None or line.lstrip().startswith("-")
+                else None
+            )
         except UsageError:
             raise
         if cell is not None:
@@ -96,14 +112,19 @@ class AskMagics(Magics):
         else:
             question, dataset, output = line.strip(), None, None
         if not question:
-            raise UsageError("write a question: %ask QUESTION, or %%ask with the question "
-                             "in the cell")
+            raise UsageError(
+                "write a question: %ask QUESTION, or %%ask with the question in the cell"
+            )
         answer = self.session.ask(question, dataset=dataset)
         display_answer(answer)
         if output:
             if not output.isidentifier():
                 raise UsageError(f"-o needs a variable name, not {output!r}")
-            self.shell.user_ns[output] = answer.value if answer.ok else None
+            self._ns()[output] = answer.value if answer.ok else None
+
+    def _ns(self) -> dict[str, Any]:
+        assert self.shell is not None
+        return self.shell.user_ns  # type: ignore[no-any-return]
 
     # --- subcommands ----------------------------------------------------------------------
     def _cmd_help(self, rest: str) -> None:
@@ -115,7 +136,7 @@ class AskMagics(Magics):
         if isinstance(sheet, str) and sheet.isdigit():
             sheet = int(sheet)
         source: Any = args.path.strip("\"'")
-        ns = self.shell.user_ns
+        ns = self._ns()
         if source.isidentifier() and source in ns:
             import pandas as pd
 
@@ -168,18 +189,29 @@ class AskMagics(Magics):
     def _cmd_sandbox(self, rest: str) -> None:
         info = self.session.sandbox_info()
         if not info["running"]:
-            print(f"Sandbox not running yet (Ask.sandbox = {self.settings.sandbox!r}); it starts "
-                  "with the first load or question.")
+            print(
+                f"Sandbox not running yet (Ask.sandbox = {self.settings.sandbox!r}); it starts "
+                "with the first load or question."
+            )
             return
-        for key in ("backend", "isolation", "id", "uptime_s", "restarts", "exec_timeout_s",
-                    "limits", "datasets"):
+        for key in (
+            "backend",
+            "isolation",
+            "id",
+            "uptime_s",
+            "restarts",
+            "exec_timeout_s",
+            "limits",
+            "datasets",
+        ):
             value = info.get(key)
             print(f"{key:>15}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
 
     def _cmd_export(self, rest: str) -> None:
         args = parse_argstring(_export_args, rest)
-        path = self.session.export(args.path, turn=args.turn,
-                                   formula_guard=not args.no_formula_guard)
+        path = self.session.export(
+            args.path, turn=args.turn, formula_guard=not args.no_formula_guard
+        )
         print(f"Wrote {path}")
 
 

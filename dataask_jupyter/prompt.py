@@ -43,26 +43,40 @@ class PastTurn:
     outcome: str  # one-line summary of the value, or the error
 
 
-def dataset_section(frames: dict[str, pd.DataFrame], active: str, *, max_columns: int,
-                    max_chars: int) -> str:
+def dataset_section(
+    frames: dict[str, pd.DataFrame], active: str, *, max_columns: int, max_chars: int
+) -> str:
     """Schemas: the active dataset in full, the others briefly."""
     parts = [profile_frame(frames[active], active, max_columns=max_columns, max_chars=max_chars)]
     for name, frame in frames.items():
         if name != active:
-            parts.append(profile_frame(frame, name, max_columns=min(15, max_columns),
-                                       max_chars=min(1500, max_chars)))
+            parts.append(
+                profile_frame(
+                    frame, name, max_columns=min(15, max_columns), max_chars=min(1500, max_chars)
+                )
+            )
     head = f'Active dataset: "{active}" (as df).'
     if len(frames) > 1:
         head += " Others in dfs: " + ", ".join(f'"{n}"' for n in frames if n != active) + "."
     return head + "\n\n" + "\n\n".join(parts)
 
 
-def build_messages(frames: dict[str, pd.DataFrame], active: str, question: str,
-                   history: Sequence[PastTurn], *, history_turns: int = 6,
-                   max_columns: int = 80, max_chars: int = 6000) -> list[dict[str, str]]:
+def build_messages(
+    frames: dict[str, pd.DataFrame],
+    active: str,
+    question: str,
+    history: Sequence[PastTurn],
+    *,
+    history_turns: int = 6,
+    max_columns: int = 80,
+    max_chars: int = 6000,
+) -> list[dict[str, str]]:
     """The chat messages for a new question, carrying at most ``history_turns`` earlier turns."""
-    system = INSTRUCTIONS + "\n\n" + dataset_section(frames, active, max_columns=max_columns,
-                                                     max_chars=max_chars)
+    system = (
+        INSTRUCTIONS
+        + "\n\n"
+        + dataset_section(frames, active, max_columns=max_columns, max_chars=max_chars)
+    )
     messages = [{"role": "system", "content": system}]
     recent = list(history)[-history_turns:] if history_turns > 0 else []
     previous_outcome: str | None = None

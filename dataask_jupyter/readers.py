@@ -8,6 +8,7 @@ Detection works on a sample of the first 64 KB; the file itself is read once.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as _dt
 import io
@@ -276,7 +277,8 @@ def _classify_zip(path: str, name: str, head: bytes) -> str:
             raise _unsupported(name, "a PowerPoint presentation")
         if any(n.startswith("xl/") for n in names):
             raise CorruptFileError(
-                f"{name} is an Excel package without xl/workbook.xml; open it in Excel and save again"
+                f"{name} is an Excel package without xl/workbook.xml; "
+                "open it in Excel and save it again"
             )
     if "mimetype" in names and b"opendocument.spreadsheet" in head:
         raise _unsupported(name, "an OpenDocument spreadsheet (.ods); save it as XLSX or CSV")
@@ -749,7 +751,7 @@ def _parse_dates(df: pd.DataFrame, notes: list[str]) -> None:
             continue
         if int(converted.isna().sum()) != int(col.isna().sum()):
             continue
-        df.isetitem(i, converted)
+        df.isetitem(i, converted.array)
         notes.append(f"parsed {_quote(df.columns[i])} as dates")
 
 
@@ -814,10 +816,10 @@ def _workbook_error(name: str, fmt: str, exc: BaseException) -> LoadError:
     )
 
 
-def _quiet(fn: Callable[[], Any]) -> Any:
+def _quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return fn()
+        return fn(*args, **kwargs)
 
 
 def _open_workbook(path: str, fmt: str) -> tuple[pd.ExcelFile, str, list[str]]:
@@ -825,7 +827,7 @@ def _open_workbook(path: str, fmt: str) -> tuple[pd.ExcelFile, str, list[str]]:
     first: BaseException | None = None
     for engine in _ENGINES[fmt]:
         try:
-            xl = _quiet(lambda engine=engine: pd.ExcelFile(path, engine=engine))
+            xl = _quiet(pd.ExcelFile, path, engine=engine)
             return xl, engine, [str(s) for s in xl.sheet_names]
         except Exception as exc:
             err = _workbook_error(name, fmt, exc)
@@ -860,12 +862,16 @@ def _resolve_sheet(name: str, sheets: list[str], sheet: str | int | None) -> str
     folded = [s for s in sheets if s.strip().casefold() == sheet.strip().casefold()]
     if len(folded) == 1:
         return folded[0]
+    if sheet.strip().isdigit() and int(sheet) < len(sheets):  # "--sheet 1" from a command line
+        return sheets[int(sheet)]
     raise SheetNotFoundError(
         f"Sheet {_quote(sheet)} not found in {name}; sheets: {_sheet_list(sheets)}", sheets
     )
 
 
-def _read_workbook(path: str, fmt: str, sheet: str | int | None, max_uncompressed: int) -> ReadResult:
+def _read_workbook(
+    path: str, fmt: str, sheet: str | int | None, max_uncompressed: int
+) -> ReadResult:
     name = _display(path)
     if fmt in ("xlsx", "xlsb"):
         _check_zip_size(path, max_uncompressed)
@@ -873,7 +879,8 @@ def _read_workbook(path: str, fmt: str, sheet: str | int | None, max_uncompresse
     target = _resolve_sheet(name, sheets, sheet)
     notes: list[str] = []
     if isinstance(sheet, str) and target != sheet:
-        notes.append(f"read sheet {_quote(target)} for {_quote(sheet)}")
+        how = "name" if target.strip().casefold() == sheet.strip().casefold() else "index"
+        notes.append(f"read sheet {_quote(target)} for sheet {how} {_quote(sheet)}")
     engines = [engine] + [e for e in _ENGINES[fmt] if e != engine]
     df: pd.DataFrame | None = None
     first: BaseException | None = None
@@ -882,8 +889,8 @@ def _read_workbook(path: str, fmt: str, sheet: str | int | None, max_uncompresse
             if eng == engine:
                 src: Any = xl
             else:
-                src = _quiet(lambda eng=eng: pd.ExcelFile(path, engine=eng))
-            df = _quiet(lambda src=src: pd.read_excel(src, sheet_name=target))
+                src = _quiet(pd.ExcelFile, path, engine=eng)
+            df = _quiet(pd.read_excel, src, sheet_name=target)
             engine = eng
             break
         except Exception as exc:
@@ -891,10 +898,8 @@ def _read_workbook(path: str, fmt: str, sheet: str | int | None, max_uncompresse
             if isinstance(err, EncryptedFileError):
                 raise err from None
             first = first or exc
-    try:
+    with contextlib.suppress(Exception):
         xl.close()
-    except Exception:  # pragma: no cover
-        pass
     if df is None:
         assert first is not None
         raise _workbook_error(name, fmt, first) from None

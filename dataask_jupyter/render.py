@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 def value_text(value: Any, max_rows: int = 20) -> str:
     if isinstance(value, (pd.DataFrame, pd.Series)):
-        with pd.option_context("display.max_rows", max_rows, "display.max_columns", 20,
-                               "display.width", 120):
+        with pd.option_context(
+            "display.max_rows", max_rows, "display.max_columns", 20, "display.width", 120
+        ):
             return str(value)
     if hasattr(value, "to_plotly_json"):
         from dataask_jupyter.results import summarize
@@ -33,8 +34,11 @@ def answer_text(a: Answer) -> str:
     else:
         lines.append(f"Error: {a.error}")
     if a.code:
-        lines += ["", "code:" if a.ok else "code that failed:", *("    " + ln for ln in
-                                                                a.code.splitlines())]
+        lines += [
+            "",
+            "code:" if a.ok else "code that failed:",
+            *("    " + ln for ln in a.code.splitlines()),
+        ]
     if a.repairs:
         lines.append(f"({a.repairs} repair{'s' if a.repairs > 1 else ''})")
     return "\n".join(lines)
@@ -58,17 +62,22 @@ def _value_html(value: Any) -> str:
 def answer_mimebundle(a: Answer) -> dict[str, Any]:
     """``text/plain`` always, ``text/html`` for notebooks; charts also as plotly JSON."""
     bundle: dict[str, Any] = {"text/plain": answer_text(a)}
-    parts = [f'<div class="dataask-answer"><div><small>[{a.number}] '
-             f"{html.escape(a.question)}</small></div>"]
+    parts = [
+        f'<div class="dataask-answer"><div><small>[{a.number}] '
+        f"{html.escape(a.question)}</small></div>"
+    ]
     if a.ok:
         parts.append(_value_html(a.value))
     else:
-        parts.append(f'<div class="dataask-error" style="color:#b00020">'
-                     f"{html.escape(a.error or '')}</div>")
+        parts.append(
+            f'<div class="dataask-error" style="color:#b00020">{html.escape(a.error or "")}</div>'
+        )
     if a.code:
         label = "code" if a.ok else "code that failed"
-        parts.append(f"<details><summary>{label}</summary><pre><code>"
-                     f"{html.escape(a.code)}</code></pre></details>")
+        parts.append(
+            f"<details><summary>{label}</summary><pre><code>"
+            f"{html.escape(a.code)}</code></pre></details>"
+        )
     parts.append("</div>")
     bundle["text/html"] = "".join(parts)
     return bundle

@@ -1,4 +1,4 @@
-"""Result normalisation on the kernel side: decode what the sandbox sent, without ever unpickling."""
+"""Result normalisation, kernel side: decode what the sandbox sent, never unpickling."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _untag(obj: Any) -> Any:
         return [_untag(v) for v in obj]
     if isinstance(obj, dict):
         if len(obj) == 1:
-            (k, v), = obj.items()
+            ((k, v),) = obj.items()
             if k == "$datetime":
                 return pd.Timestamp(v)
             if k == "$date":
@@ -121,8 +121,10 @@ def summarize(value: Any, limit: int = 300) -> str:
         more = "" if value.shape[1] <= 12 else f", ... ({value.shape[1]} columns)"
         text = f"DataFrame {value.shape[0]:,} rows x {value.shape[1]} columns [{cols}{more}]"
     elif isinstance(value, pd.Series):
-        text = (f"Series {json.dumps(str(value.name))} of {len(value):,} values "
-                f"(dtype {value.dtype}), first: {value.head(3).to_dict()}")
+        text = (
+            f"Series {json.dumps(str(value.name))} of {len(value):,} values "
+            f"(dtype {value.dtype}), first: {value.head(3).to_dict()}"
+        )
     elif type(value).__module__.startswith("plotly"):
         traces = [getattr(t, "type", "?") for t in getattr(value, "data", [])]
         title = getattr(getattr(getattr(value, "layout", None), "title", None), "text", None)

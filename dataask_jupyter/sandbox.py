@@ -46,8 +46,12 @@ class RunOutcome:
 
 
 def limits_from(settings: Ask) -> Limits:
-    return Limits(memory_mb=settings.sandbox_memory_mb, cpus=settings.sandbox_cpus,
-                  pids=settings.sandbox_pids, tmpfs_mb=settings.sandbox_tmpfs_mb)
+    return Limits(
+        memory_mb=settings.sandbox_memory_mb,
+        cpus=settings.sandbox_cpus,
+        pids=settings.sandbox_pids,
+        tmpfs_mb=settings.sandbox_tmpfs_mb,
+    )
 
 
 def make_backend(settings: Ask, notify: Callable[[str], None]) -> Backend:
@@ -61,7 +65,9 @@ def make_backend(settings: Ask, notify: Callable[[str], None]) -> Backend:
         if problem is None:
             return docker_backend.DockerBackend(settings.sandbox_image, limits, notify=notify)
         if choice == "docker":
-            raise SandboxError(f"Docker sandbox unavailable: {problem} (or set Ask.sandbox='local')")
+            raise SandboxError(
+                f"Docker sandbox unavailable: {problem} (or set Ask.sandbox='local')"
+            )
         notify(f"dataask: Docker sandbox unavailable ({problem}); using the local sandbox.")
     from dataask_jupyter.backends.local import LocalBackend
 
@@ -71,8 +77,13 @@ def make_backend(settings: Ask, notify: Callable[[str], None]) -> Backend:
 class Sandbox:
     """One sandbox per session: lazily started, restarted (with datasets re-sent) after a crash."""
 
-    def __init__(self, settings: Ask, *, notify: Callable[[str], None] | None = None,
-                 backend_factory: Callable[[], Backend] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Ask,
+        *,
+        notify: Callable[[str], None] | None = None,
+        backend_factory: Callable[[], Backend] | None = None,
+    ) -> None:
         self.settings = settings
         self.notify = notify or (lambda msg: None)
         self._factory = backend_factory or (lambda: make_backend(settings, self.notify))
@@ -129,7 +140,8 @@ class Sandbox:
             self._teardown()
             raise SandboxError(
                 f"the sandbox did not start within {self.settings.start_timeout:g} s "
-                "(Ask.start_timeout)")
+                "(Ask.start_timeout)"
+            )
         self._sock = sock
         sock.settimeout(self.settings.start_timeout)
         header, _ = protocol.recv(sock, 1 << 20)
@@ -139,8 +151,11 @@ class Sandbox:
         self.server_info = header
         self.started_at = time.time()
         for name, frame in self._frames.items():
-            self._request({"type": "load", "name": name}, results.frame_to_ipc(frame),
-                          timeout=self._load_timeout(frame))
+            self._request(
+                {"type": "load", "name": name},
+                results.frame_to_ipc(frame),
+                timeout=self._load_timeout(frame),
+            )
         if self._prev is not None:
             enc = results.encode_prev(self._prev)
             if enc is not None:
@@ -177,8 +192,9 @@ class Sandbox:
         mb = frame.memory_usage(deep=False).sum() / 1e6
         return self.settings.transport_timeout + mb / 50.0
 
-    def _request(self, header: dict[str, Any], payload: bytes = b"", *,
-                 timeout: float | None = None) -> list[tuple[dict[str, Any], bytes]]:
+    def _request(
+        self, header: dict[str, Any], payload: bytes = b"", *, timeout: float | None = None
+    ) -> list[tuple[dict[str, Any], bytes]]:
         """Send one request and collect the replies up to ``end``. Broken link -> SandboxError."""
         sock = self._sock
         assert sock is not None
@@ -188,17 +204,24 @@ class Sandbox:
             protocol.send(sock, header, payload)
             while True:
                 try:
-                    msg = protocol.recv(sock, self.settings.max_result_bytes,
-                                        discard_oversize=True)
+                    msg = protocol.recv(sock, self.settings.max_result_bytes, discard_oversize=True)
                 except protocol.PayloadTooLarge as exc:
-                    replies.append(({"type": "error", "ename": "ResultTooLarge",
-                                     "evalue": _too_large(exc.size, exc.cap),
-                                     "traceback": ""}, b""))
+                    replies.append(
+                        (
+                            {
+                                "type": "error",
+                                "ename": "ResultTooLarge",
+                                "evalue": _too_large(exc.size, exc.cap),
+                                "traceback": "",
+                            },
+                            b"",
+                        )
+                    )
                     continue
                 if msg[0]["type"] == "end":
                     return replies
                 replies.append(msg)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             self._teardown()
             raise
         except (OSError, protocol.ProtocolError) as exc:
@@ -212,11 +235,15 @@ class Sandbox:
             self.ensure_started()  # sends every known frame, this one included
             return
         try:
-            self._request({"type": "load", "name": name}, results.frame_to_ipc(frame),
-                          timeout=self._load_timeout(frame))
+            self._request(
+                {"type": "load", "name": name},
+                results.frame_to_ipc(frame),
+                timeout=self._load_timeout(frame),
+            )
         except TimeoutError:
-            raise SandboxError(f"sending {name!r} to the sandbox timed out "
-                               "(Ask.transport_timeout)") from None
+            raise SandboxError(
+                f"sending {name!r} to the sandbox timed out (Ask.transport_timeout)"
+            ) from None
 
     def drop(self, name: str) -> None:
         self._frames.pop(name, None)
@@ -238,18 +265,25 @@ class Sandbox:
         started = time.perf_counter()
         try:
             replies = self._request(
-                {"type": "exec", "code": code, "dataset": dataset, "timeout": timeout,
-                 "max_result_bytes": self.settings.max_result_bytes},
+                {
+                    "type": "exec",
+                    "code": code,
+                    "dataset": dataset,
+                    "timeout": timeout,
+                    "max_result_bytes": self.settings.max_result_bytes,
+                },
                 timeout=timeout + _GRACE,
             )
         except TimeoutError:
             self.notify("dataask: the run did not stop at its time limit; restarting the sandbox.")
             raise SandboxTimeoutError(
                 f"the code ran longer than {timeout:g} s (Ask.exec_timeout); the sandbox was "
-                "restarted and your datasets reloaded") from None
+                "restarted and your datasets reloaded"
+            ) from None
         except SandboxError as exc:
             raise SandboxError(
-                f"{exc}; it will be restarted, with your datasets, on the next question") from None
+                f"{exc}; it will be restarted, with your datasets, on the next question"
+            ) from None
         out = RunOutcome(seconds=time.perf_counter() - started)
         for header, payload in replies:
             t = header["type"]
@@ -293,5 +327,7 @@ class Sandbox:
 
 
 def _too_large(size: int, cap: int) -> str:
-    return (f"the result is {size / 1e6:,.1f} MB, over the {cap / 1e6:,.0f} MB cap "
-            "(Ask.max_result_bytes); return fewer rows, e.g. .head()")
+    return (
+        f"the result is {size / 1e6:,.1f} MB, over the {cap / 1e6:,.0f} MB cap "
+        "(Ask.max_result_bytes); return fewer rows, e.g. .head()"
+    )

@@ -134,8 +134,13 @@ class Session:
     to share a live ``Ask`` instance (the magics do, so ``%config Ask.x`` takes effect).
     """
 
-    def __init__(self, config: Ask | None = None, *, notify: Callable[[str], None] | None = None,
-                 **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: Ask | None = None,
+        *,
+        notify: Callable[[str], None] | None = None,
+        **overrides: Any,
+    ) -> None:
         self.settings = config if config is not None else Ask()
         for k, v in overrides.items():
             if not self.settings.has_trait(k):
@@ -151,11 +156,19 @@ class Session:
         self._finalizer = weakref.finalize(self, Sandbox.close, self.sandbox)
 
     # --- datasets -------------------------------------------------------------------------
-    def load(self, source: str | os.PathLike[str] | pd.DataFrame, name: str | None = None,
-             sheet: str | int | None = None) -> Dataset:
+    def load(
+        self,
+        source: str | os.PathLike[str] | pd.DataFrame,
+        name: str | None = None,
+        sheet: str | int | None = None,
+    ) -> Dataset:
         """Read a CSV/XLS/XLSX/parquet file (or take a DataFrame) and make it the active dataset."""
-        res = readers.read_table(source, sheet=sheet, max_bytes=self.settings.max_file_bytes,
-                                 max_uncompressed_bytes=self.settings.max_uncompressed_bytes)
+        res = readers.read_table(
+            source,
+            sheet=sheet,
+            max_bytes=self.settings.max_file_bytes,
+            max_uncompressed_bytes=self.settings.max_uncompressed_bytes,
+        )
         if isinstance(source, pd.DataFrame):
             label = "a DataFrame"
             default = "df"
@@ -163,9 +176,18 @@ class Session:
             label = str(source)
             default = _name_from_path(Path(source))
         name = _clean_name(name or default)
-        ds = Dataset(name=name, source=label, format=res.format, frame=res.frame,
-                     sheet=res.sheet, sheets=list(res.sheets), notes=list(res.notes),
-                     encoding=res.encoding, delimiter=res.delimiter, engine=res.engine)
+        ds = Dataset(
+            name=name,
+            source=label,
+            format=res.format,
+            frame=res.frame,
+            sheet=res.sheet,
+            sheets=list(res.sheets),
+            notes=list(res.notes),
+            encoding=res.encoding,
+            delimiter=res.delimiter,
+            engine=res.engine,
+        )
         self.sandbox.load(name, res.frame)
         self.datasets[name] = ds
         self.active = name
@@ -187,7 +209,8 @@ class Session:
         if name is None:
             if self.active is None:
                 raise DatasetNotFoundError(
-                    "no dataset loaded yet: load one first (%ask load PATH, or Session.load)")
+                    "no dataset loaded yet: load one first (%ask load PATH, or Session.load)"
+                )
             name = self.active
         if name not in self.datasets:
             known = ", ".join(f'"{n}"' for n in self.datasets) or "none"
@@ -212,8 +235,14 @@ class Session:
         frames = {n: d.frame for n, d in self.datasets.items()}
         past = [prompt.PastTurn(t.question, t.code, t.summary) for t in self.history if t.code]
         messages = prompt.build_messages(
-            frames, ds.name, question, past, history_turns=s.history_turns,
-            max_columns=s.profile_max_columns, max_chars=s.profile_max_chars)
+            frames,
+            ds.name,
+            question,
+            past,
+            history_turns=s.history_turns,
+            max_columns=s.profile_max_columns,
+            max_chars=s.profile_max_chars,
+        )
         for _ in range(1 + max(0, s.max_repairs)):
             try:
                 reply = self.llm.complete(messages)
@@ -229,8 +258,10 @@ class Session:
             except CodeExtractionError as exc:
                 attempt.error = str(exc)
                 answer.error = f"the LLM's reply had no usable code: {exc}"
-                messages += [{"role": "assistant", "content": reply.text},
-                             {"role": "user", "content": prompt.REPAIR.format(error=str(exc))}]
+                messages += [
+                    {"role": "assistant", "content": reply.text},
+                    {"role": "user", "content": prompt.REPAIR.format(error=str(exc))},
+                ]
                 continue
             attempt.code = answer.code = extracted.code
             problems = check_code(extracted.code) if s.static_checks else []
@@ -272,11 +303,11 @@ class Session:
         for a in self.history:
             if a.number == number:
                 return a
-        raise DataaskError(f"no turn {number}; turns kept: "
-                           f"{self.history[0].number}..{self.history[-1].number}")
+        raise DataaskError(
+            f"no turn {number}; turns kept: {self.history[0].number}..{self.history[-1].number}"
+        )
 
-    def export(self, path: str | os.PathLike[str], turn: int | None = None,
-               **options: Any) -> Path:
+    def export(self, path: str | os.PathLike[str], turn: int | None = None, **options: Any) -> Path:
         """Export the value of ``turn`` (default: the last answer) to ``path``."""
         return self.turn(turn).export(path, **options)
 

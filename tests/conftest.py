@@ -8,8 +8,14 @@ import pytest
 from tests.scripted_llm import ScriptedLLM
 
 # Tests never talk to a real endpoint, and never see the developer's keys.
-for _var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DATAASK_LLM_API_KEY", "DATAASK_LLM_BASE_URL",
-             "DATAASK_LLM_MODEL", "DATAASK_LLM"):
+for _var in (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "DATAASK_LLM_API_KEY",
+    "DATAASK_LLM_BASE_URL",
+    "DATAASK_LLM_MODEL",
+    "DATAASK_LLM",
+):
     os.environ.pop(_var, None)
 
 
@@ -29,6 +35,11 @@ def llm(llm_server: ScriptedLLM) -> Iterator[ScriptedLLM]:
 
 @pytest.fixture
 def settings_kwargs(llm: ScriptedLLM) -> dict[str, object]:
-    return {"llm_base_url": llm.url, "llm_api_key": "test-key-not-secret", "llm_model": "scripted",
-            "sandbox": os.environ.get("DATAASK_TEST_SANDBOX", "local"), "llm_max_retries": 2,
-            "llm_timeout": 10.0}
+    return {
+        "llm_base_url": llm.url,
+        "llm_api_key": "test-key-not-secret",
+        "llm_model": "scripted",
+        "sandbox": os.environ.get("DATAASK_TEST_SANDBOX", "local"),
+        "llm_max_retries": 2,
+        "llm_timeout": 10.0,
+    }

@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible chat server on loopback: the only thing tests script is the LLM's words.
+"""A scripted OpenAI-compatible chat server on loopback: tests script only the LLM's words.
 
 Rules map a regular expression on the question to a list of replies; the n-th reply answers the
 n-th attempt (repairs included), so a rule can return broken code first to exercise repair.
@@ -109,8 +109,13 @@ class ScriptedLLM:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [
-                        {"id": "scripted", "object": "model", "owned_by": "tests"}]})
+                    self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [{"id": "scripted", "object": "model", "owned_by": "tests"}],
+                        },
+                    )
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 
@@ -123,23 +128,37 @@ class ScriptedLLM:
                 if fault and fault.delay:
                     time.sleep(fault.delay)
                 if fault and fault.status:
-                    self._send(fault.status, {"error": {"message": f"scripted {fault.status}",
-                                                        "type": "scripted"}})
+                    self._send(
+                        fault.status,
+                        {"error": {"message": f"scripted {fault.status}", "type": "scripted"}},
+                    )
                     return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": "not found"}})
                     return
                 text = owner.reply_for(body.get("messages", []))
                 prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
-                self._send(200, {
-                    "id": "chatcmpl-scripted", "object": "chat.completion",
-                    "created": int(time.time()), "model": body.get("model", "scripted"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": prompt_chars // 4,
-                              "completion_tokens": len(text) // 4,
-                              "total_tokens": prompt_chars // 4 + len(text) // 4},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-scripted",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "scripted"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": prompt_chars // 4,
+                            "completion_tokens": len(text) // 4,
+                            "total_tokens": prompt_chars // 4 + len(text) // 4,
+                        },
+                    },
+                )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True

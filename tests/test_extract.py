@@ -28,8 +28,10 @@ def test_last_expression_becomes_result() -> None:
 
 
 def test_several_blocks_pick_the_one_with_result_and_keep_imports() -> None:
-    reply = ("First import:\n```python\nimport numpy as np\n```\nThen a wrong try:\n"
-             "```python\nresult = 0\n```\nActually:\n```python\nresult = np.mean(df.a)\n```")
+    reply = (
+        "First import:\n```python\nimport numpy as np\n```\nThen a wrong try:\n"
+        "```python\nresult = 0\n```\nActually:\n```python\nresult = np.mean(df.a)\n```"
+    )
     code = extract_code(reply).code
     assert code.endswith("result = np.mean(df.a)")
     assert "import numpy as np" in code
@@ -48,28 +50,34 @@ def test_no_code_and_no_result() -> None:
         extract_code("```python\nresult = (1 +\n```")
 
 
-@pytest.mark.parametrize("code,needle", [
-    ("import os\nresult = 1", "'os'"),
-    ("from subprocess import run\nresult = 1", "'subprocess'"),
-    ("result = ().__class__.__bases__[0].__subclasses__()", "__subclasses__"),
-    ("result = getattr(pd, '__buil' + 'tins__')", "getattr"),
-    ("result = pd.read_csv('/etc/passwd')", "read_csv"),
-    ("df.to_csv('/tmp/x.csv')\nresult = 1", "to_csv"),
-    ("result = eval('1+1')", "eval"),
-    ("result = open('/etc/shadow').read()", "open"),
-    ("result = pd.io.common.os.system('id')", "system"),
-])
+@pytest.mark.parametrize(
+    "code,needle",
+    [
+        ("import os\nresult = 1", "'os'"),
+        ("from subprocess import run\nresult = 1", "'subprocess'"),
+        ("result = ().__class__.__bases__[0].__subclasses__()", "__subclasses__"),
+        ("result = getattr(pd, '__buil' + 'tins__')", "getattr"),
+        ("result = pd.read_csv('/etc/passwd')", "read_csv"),
+        ("df.to_csv('/tmp/x.csv')\nresult = 1", "to_csv"),
+        ("result = eval('1+1')", "eval"),
+        ("result = open('/etc/shadow').read()", "open"),
+        ("result = pd.io.common.os.system('id')", "system"),
+    ],
+)
 def test_static_checks_refuse(code: str, needle: str) -> None:
     problems = check_code(code)
     assert problems and any(needle in p for p in problems), problems
 
 
-@pytest.mark.parametrize("code", [
-    "result = df.groupby('region')['revenue'].sum().nlargest(3)",
-    "import numpy as np\nimport datetime as dt\nresult = np.mean(df['a'])",
-    "result = df[df['OSE'] > 1].shape[0]",  # column names are data, not words to fear
-    "result = px.bar(prev, title='system exec eval')",
-    "result = getattr(df, 'shape')[0]",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "result = df.groupby('region')['revenue'].sum().nlargest(3)",
+        "import numpy as np\nimport datetime as dt\nresult = np.mean(df['a'])",
+        "result = df[df['OSE'] > 1].shape[0]",  # column names are data, not words to fear
+        "result = px.bar(prev, title='system exec eval')",
+        "result = getattr(df, 'shape')[0]",
+    ],
+)
 def test_static_checks_allow_ordinary_code(code: str) -> None:
     assert check_code(code) == []

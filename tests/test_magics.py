@@ -27,8 +27,9 @@ def ip(settings_kwargs: dict[str, Any]) -> Iterator[InteractiveShell]:
     InteractiveShell.clear_instance()
 
 
-def test_load_ask_followup_output(ip: InteractiveShell, llm: ScriptedLLM,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_load_ask_followup_output(
+    ip: InteractiveShell, llm: ScriptedLLM, capsys: pytest.CaptureFixture[str]
+) -> None:
     ip.run_line_magic("ask", f"load {DATA / 'sales.xlsx'} --name sales")
     out = capsys.readouterr().out
     assert "Loaded sales: 4,000 rows x 11 columns" in out
@@ -48,8 +49,9 @@ def test_load_ask_followup_output(ip: InteractiveShell, llm: ScriptedLLM,
     assert "prev.loc['Europe']" in capsys.readouterr().out
 
 
-def test_one_line_question_and_dataset_option(ip: InteractiveShell, llm: ScriptedLLM,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_line_question_and_dataset_option(
+    ip: InteractiveShell, llm: ScriptedLLM, capsys: pytest.CaptureFixture[str]
+) -> None:
     ip.run_line_magic("ask", f"load {DATA / 'sales.xlsx'} --sheet Products --name products")
     ip.run_line_magic("ask", f"load {DATA / 'customers.csv'}")
     llm.on("how many products", "result = len(df)")
@@ -72,8 +74,7 @@ def test_load_dataframe_from_namespace(ip: InteractiveShell, llm: ScriptedLLM) -
         ip.run_line_magic("ask", "load notaframe")
 
 
-def test_errors_are_usage_errors(ip: InteractiveShell, llm: ScriptedLLM,
-                                 tmp_path: Path) -> None:
+def test_errors_are_usage_errors(ip: InteractiveShell, llm: ScriptedLLM, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no dataset loaded"):
         ip.run_line_magic("ask", "what is up")
     with pytest.raises(UsageError, match=r'Sheet "Nope" not found.*"Orders 2023"'):
@@ -88,8 +89,9 @@ def test_errors_are_usage_errors(ip: InteractiveShell, llm: ScriptedLLM,
         ip.run_line_magic("ask", "export out.csv")
 
 
-def test_export_sandbox_reset(ip: InteractiveShell, llm: ScriptedLLM, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_sandbox_reset(
+    ip: InteractiveShell, llm: ScriptedLLM, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ip.run_line_magic("ask", f"load {DATA / 'sales.xlsx'}")
     llm.on("units by category", "result = df.groupby('category', as_index=False)['units'].sum()")
     ip.run_cell_magic("ask", "", "units by category")

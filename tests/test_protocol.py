@@ -27,11 +27,14 @@ def test_oversize_payload_is_refused_and_stream_kept() -> None:
         assert protocol.recv(b, 100)[0] == {"type": "end"}
 
 
-@pytest.mark.parametrize("raw", [
-    struct.pack(">IQ", 5, 0) + b"nojso",
-    struct.pack(">IQ", 2, 0) + b"[]",
-    struct.pack(">IQ", protocol.MAX_HEADER_BYTES + 1, 0),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        struct.pack(">IQ", 5, 0) + b"nojso",
+        struct.pack(">IQ", 2, 0) + b"[]",
+        struct.pack(">IQ", protocol.MAX_HEADER_BYTES + 1, 0),
+    ],
+)
 def test_bad_frames(raw: bytes) -> None:
     a, b = socket.socketpair()
     with a, b:

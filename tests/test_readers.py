@@ -48,7 +48,11 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 # --------------------------------------------------------------------------------------------
 # CSV: encodings x delimiters
 
-ROWS = [("1", "Zürich", "Café crème", "1.5"), ("2", "São Paulo", "Ærø", "2.25"), ("3", "Köln", "", "3")]
+ROWS = [
+    ("1", "Zürich", "Café crème", "1.5"),
+    ("2", "São Paulo", "Ærø", "2.25"),
+    ("3", "Köln", "", "3"),
+]
 ENCODINGS = {
     # how to encode the text -> the encoding read_table should report
     "utf-8": ("utf-8", "utf-8"),
@@ -256,7 +260,9 @@ def test_zip_that_is_not_a_workbook(tmp_path: Path) -> None:
         zf.writestr("readme.txt", "hello")
     p = write(tmp_path, "book.xlsx", buf.getvalue())
     msg = raises_one_line(UnsupportedFormatError, read_table, p)
-    assert msg == "book.xlsx looks like a ZIP archive that is not a workbook, not CSV/XLS/XLSX/parquet"
+    assert (
+        msg == "book.xlsx looks like a ZIP archive that is not a workbook, not CSV/XLS/XLSX/parquet"
+    )
 
 
 def test_docx_renamed_xlsx(tmp_path: Path) -> None:
@@ -264,7 +270,9 @@ def test_docx_renamed_xlsx(tmp_path: Path) -> None:
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("[Content_Types].xml", "<Types/>")
         zf.writestr("word/document.xml", "<w:document/>")
-    msg = raises_one_line(UnsupportedFormatError, read_table, write(tmp_path, "r.xlsx", buf.getvalue()))
+    msg = raises_one_line(
+        UnsupportedFormatError, read_table, write(tmp_path, "r.xlsx", buf.getvalue())
+    )
     assert msg == "r.xlsx looks like a Word document, not CSV/XLS/XLSX/parquet"
 
 
@@ -302,7 +310,9 @@ def sales_xlsx(tmp_path: Path) -> Path:
         tmp_path / "sales.xlsx",
         {
             "2023": pd.DataFrame({"region": ["EU", "Asia"], "revenue": [1.5, 2.0]}),
-            "2024": pd.DataFrame({"region": ["EU"], "revenue": [3.0], "when": [pd.Timestamp("2024-02-01")]}),
+            "2024": pd.DataFrame(
+                {"region": ["EU"], "revenue": [3.0], "when": [pd.Timestamp("2024-02-01")]}
+            ),
         },
     )
 
@@ -320,7 +330,12 @@ def test_xlsx_sheet_by_name_and_index(sales_xlsx: Path) -> None:
     assert by_name.sheet == by_index.sheet == "2024"
     pd.testing.assert_frame_equal(by_name.frame, by_index.frame)
     assert by_name.frame["when"].iloc[0] == pd.Timestamp("2024-02-01")
-    assert read_table(sales_xlsx, sheet=" 2024 ").sheet == "2024"  # forgiving match, with a note
+    loose = read_table(sales_xlsx, sheet=" 2024 ")  # forgiving match, with a note
+    assert loose.sheet == "2024"
+    assert loose.notes == ['read sheet "2024" for sheet name " 2024 "']
+    by_digits = read_table(sales_xlsx, sheet="1")  # a command line gives the index as text
+    assert by_digits.sheet == "2024"
+    assert by_digits.notes == ['read sheet "2024" for sheet index "1"']
 
 
 def test_xlsx_unknown_sheet(sales_xlsx: Path) -> None:
@@ -329,7 +344,9 @@ def test_xlsx_unknown_sheet(sales_xlsx: Path) -> None:
     assert str(info.value) == 'Sheet "Foo" not found in sales.xlsx; sheets: "2023", "2024"'
     assert info.value.sheets == ["2023", "2024"]
     msg = raises_one_line(SheetNotFoundError, read_table, sales_xlsx, sheet=5)
-    assert msg == 'Sheet 5 not found in sales.xlsx (0-based index, 2 sheets); sheets: "2023", "2024"'
+    assert (
+        msg == 'Sheet 5 not found in sales.xlsx (0-based index, 2 sheets); sheets: "2023", "2024"'
+    )
 
 
 def test_list_sheets_and_detect_format(sales_xlsx: Path, tmp_path: Path) -> None:
@@ -417,7 +434,10 @@ def test_zip_bomb_total_cap(tmp_path: Path) -> None:
     # incompressible content over a low cap: the total check alone
     noise = workbook_zip({"xl/media/x.bin": os.urandom(2 << 20)}, zipfile.ZIP_STORED)
     msg = raises_one_line(
-        FileTooLargeError, read_table, write(tmp_path, "n.xlsx", noise), max_uncompressed_bytes=1 << 20
+        FileTooLargeError,
+        read_table,
+        write(tmp_path, "n.xlsx", noise),
+        max_uncompressed_bytes=1 << 20,
     )
     assert "over the 1.0 MB cap" in msg and "Ask.max_uncompressed_bytes" in msg
 
@@ -478,7 +498,9 @@ def test_encrypted_xlsx_crafted_ole(tmp_path: Path) -> None:
 def test_encrypted_xlsx_real_file() -> None:
     # tests/data/encrypted.xlsx: a tiny workbook encrypted by msoffcrypto-tool (password "secret")
     msg = raises_one_line(EncryptedFileError, read_table, DATA / "encrypted.xlsx")
-    assert msg == "encrypted.xlsx is password-protected; remove the password in Excel and save again"
+    assert (
+        msg == "encrypted.xlsx is password-protected; remove the password in Excel and save again"
+    )
     raises_one_line(EncryptedFileError, detect_format, DATA / "encrypted.xlsx")
 
 
@@ -541,7 +563,9 @@ def test_parquet(tmp_path: Path) -> None:
 
 
 def test_parquet_corrupt(tmp_path: Path) -> None:
-    msg = raises_one_line(CorruptFileError, read_table, write(tmp_path, "p.parquet", b"PAR1garbage"))
+    msg = raises_one_line(
+        CorruptFileError, read_table, write(tmp_path, "p.parquet", b"PAR1garbage")
+    )
     assert msg.startswith("p.parquet could not be read as parquet (")
 
 

@@ -1,4 +1,4 @@
-"""The core loop through the public API: real openai client, scripted server, real sandbox process."""
+"""The core loop via the public API: real openai client, scripted server, real sandbox."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ def truth() -> pd.DataFrame:
     return pd.read_excel(EXAMPLE, sheet_name="Orders 2023", engine="calamine")
 
 
-def test_load_and_answer(session: dataask.Session, sales: dataask.Dataset,
-                         llm: ScriptedLLM) -> None:
+def test_load_and_answer(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     assert sales.name == "sales" and sales.shape == (4000, 11)
     assert sales.sheets == ["Orders 2023", "Orders 2024", "Products"]
     llm.on("top 3 products", "result = df.groupby('product')['revenue'].sum().nlargest(3)")
@@ -46,8 +47,9 @@ def test_load_and_answer(session: dataask.Session, sales: dataask.Dataset,
     assert session.history == [a]
 
 
-def test_code_runs_outside_the_kernel(session: dataask.Session, sales: dataask.Dataset,
-                                      llm: ScriptedLLM) -> None:
+def test_code_runs_outside_the_kernel(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     session.settings.static_checks = False
     llm.on("where", "import os, sys\nresult = [os.getpid(), 'dataask_jupyter' in sys.modules]")
     a = session.ask("where do you run?")
@@ -57,8 +59,9 @@ def test_code_runs_outside_the_kernel(session: dataask.Session, sales: dataask.D
     assert kernel_modules is False
 
 
-def test_dataset_sent_once(session: dataask.Session, sales: dataask.Dataset,
-                           llm: ScriptedLLM) -> None:
+def test_dataset_sent_once(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     llm.on("count", "result = len(df)")
     first = session.sandbox.server_info["pid"]
     for _ in range(3):
@@ -67,8 +70,9 @@ def test_dataset_sent_once(session: dataask.Session, sales: dataask.Dataset,
     assert session.sandbox.restarts == 0
 
 
-def test_follow_up_uses_prev_and_history(session: dataask.Session, sales: dataask.Dataset,
-                                         llm: ScriptedLLM) -> None:
+def test_follow_up_uses_prev_and_history(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     llm.on("revenue by region", "result = df.groupby('region')['revenue'].sum()")
     llm.on("only for europe", "result = prev.loc['Europe']")
     llm.on("plot that", "result = px.bar(prev)")
@@ -85,8 +89,9 @@ def test_follow_up_uses_prev_and_history(session: dataask.Session, sales: dataas
     assert chart.kind == "figure"
 
 
-def test_repair_after_execution_error(session: dataask.Session, sales: dataask.Dataset,
-                                      llm: ScriptedLLM) -> None:
+def test_repair_after_execution_error(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     llm.on("average units", "result = df['Units'].mean()", "result = df['units'].mean()")
     a = session.ask("average units per order")
     assert a.error is None
@@ -96,9 +101,9 @@ def test_repair_after_execution_error(session: dataask.Session, sales: dataask.D
     assert repair.startswith("That code failed") and "Units" in repair
 
 
-def test_repairs_exhausted_then_session_goes_on(session: dataask.Session,
-                                                sales: dataask.Dataset,
-                                                llm: ScriptedLLM) -> None:
+def test_repairs_exhausted_then_session_goes_on(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     llm.on("broken", "result = df['nope'].sum()")
     llm.on("count", "result = len(df)")
     a = session.ask("broken question")
@@ -109,25 +114,31 @@ def test_repairs_exhausted_then_session_goes_on(session: dataask.Session,
     assert b.value == 4000 and len(session.history) == 2
 
 
-def test_reply_without_code_is_repaired(session: dataask.Session, sales: dataask.Dataset,
-                                        llm: ScriptedLLM) -> None:
-    llm.on("regions", "I think there are some regions.", "```python\nresult = df.region.nunique()"
-           "\n```", raw=True)
+def test_reply_without_code_is_repaired(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
+    llm.on(
+        "regions",
+        "I think there are some regions.",
+        "```python\nresult = df.region.nunique()\n```",
+        raw=True,
+    )
     a = session.ask("how many regions?")
     assert a.value == 4 and len(a.attempts) == 2
 
 
-def test_static_check_refusal_is_repaired(session: dataask.Session, sales: dataask.Dataset,
-                                          llm: ScriptedLLM) -> None:
+def test_static_check_refusal_is_repaired(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     llm.on("rows", "df = pd.read_excel('sales.xlsx')\nresult = len(df)", "result = len(df)")
     a = session.ask("rows?")
     assert a.value == 4000
     assert "read_excel" in (a.attempts[0].error or "")
 
 
-def test_execution_timeout_restarts_and_keeps_history(session: dataask.Session,
-                                                      sales: dataask.Dataset,
-                                                      llm: ScriptedLLM) -> None:
+def test_execution_timeout_restarts_and_keeps_history(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     session.settings.exec_timeout = 1.0
     session.settings.max_repairs = 0
     llm.on("forever", "while True:\n    pass\nresult = 1")
@@ -138,15 +149,18 @@ def test_execution_timeout_restarts_and_keeps_history(session: dataask.Session,
     assert len(session.history) == 2
 
 
-def test_hard_timeout_kills_and_restarts_sandbox(session: dataask.Session,
-                                                 sales: dataask.Dataset,
-                                                 llm: ScriptedLLM) -> None:
+def test_hard_timeout_kills_and_restarts_sandbox(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     # Code that disables the sandbox's own alarm: only the kernel's kill can stop it.
     session.settings.exec_timeout = 1.0
     session.settings.max_repairs = 0
     session.settings.static_checks = False
-    llm.on("spin", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
-           "while True:\n    pass\nresult = 1")
+    llm.on(
+        "spin",
+        "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+        "while True:\n    pass\nresult = 1",
+    )
     llm.on("count", "result = len(df)")
     a = session.ask("spin")
     assert a.error is not None and "Ask.exec_timeout" in a.error
@@ -154,8 +168,9 @@ def test_hard_timeout_kills_and_restarts_sandbox(session: dataask.Session,
     assert session.sandbox.restarts == 1
 
 
-def test_sandbox_killed_from_outside(session: dataask.Session, sales: dataask.Dataset,
-                                     llm: ScriptedLLM) -> None:
+def test_sandbox_killed_from_outside(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     llm.on("revenue by region", "result = df.groupby('region')['revenue'].sum()")
     llm.on("europe", "result = prev.loc['Europe']")
     first = session.ask("revenue by region")
@@ -167,8 +182,9 @@ def test_sandbox_killed_from_outside(session: dataask.Session, sales: dataask.Da
     assert a.value == pytest.approx(first.value.loc["Europe"])  # prev restored after restart
 
 
-def test_result_over_cap_is_refused(session: dataask.Session, sales: dataask.Dataset,
-                                    llm: ScriptedLLM) -> None:
+def test_result_over_cap_is_refused(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     session.settings.max_result_bytes = 10_000
     session.settings.max_repairs = 0
     llm.on("everything", "result = df")
@@ -186,8 +202,9 @@ def test_no_dataset_and_unknown_dataset(session: dataask.Session, llm: ScriptedL
         session.ask("   ")
 
 
-def test_several_datasets(session: dataask.Session, sales: dataask.Dataset,
-                          llm: ScriptedLLM) -> None:
+def test_several_datasets(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     session.load(EXAMPLE, name="products", sheet="Products")
     llm.on("join", "result = len(dfs['sales'].merge(dfs['products'], on='product_id'))")
     a = session.ask("join orders with products", dataset="sales")
@@ -196,8 +213,9 @@ def test_several_datasets(session: dataask.Session, sales: dataask.Dataset,
     assert '"products"' in system and '"sales"' in system
 
 
-def test_history_is_bounded_and_reset(session: dataask.Session, sales: dataask.Dataset,
-                                      llm: ScriptedLLM) -> None:
+def test_history_is_bounded_and_reset(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     session.settings.max_history = 3
     llm.on("q", "result = 1")
     for i in range(5):
@@ -209,9 +227,9 @@ def test_history_is_bounded_and_reset(session: dataask.Session, sales: dataask.D
     assert session.ask("what is prev").value is None
 
 
-def test_llm_errors_are_clear_and_session_survives(session: dataask.Session,
-                                                   sales: dataask.Dataset,
-                                                   llm: ScriptedLLM) -> None:
+def test_llm_errors_are_clear_and_session_survives(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
     llm.on("count", "result = len(df)")
     llm.fail(429, times=1)
     assert session.ask("count").value == 4000  # retried with backoff
@@ -236,8 +254,9 @@ def test_unreachable_endpoint(settings_kwargs: dict[str, Any]) -> None:
     assert a.error is not None and "cannot reach the LLM endpoint" in a.error
 
 
-def test_export_roundtrip(session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM,
-                          tmp_path: Path) -> None:
+def test_export_roundtrip(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM, tmp_path: Path
+) -> None:
     llm.on("table", "result = df.groupby('region', as_index=False)['revenue'].sum()")
     a = session.ask("a table")
     a.export(tmp_path / "t.csv")

@@ -1,5 +1,8 @@
-"""Places where the sandbox server can run. Each backend starts the server listening on a Unix
-socket in a directory the kernel owns; the :class:`~dataask_jupyter.sandbox.Sandbox` speaks to it."""
+"""Places where the sandbox server can run.
+
+Each backend starts the server listening on a Unix socket in a directory the kernel owns; the
+:class:`~dataask_jupyter.sandbox.Sandbox` speaks to it.
+"""
 
 from __future__ import annotations
 

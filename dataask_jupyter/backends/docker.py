@@ -42,8 +42,10 @@ def unavailable_reason(image: str) -> str | None:
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
-        return (f"image {image!r} not found; build it with scripts/build-sandbox-image "
-                "or set DATAASK_SANDBOX_IMAGE")
+        return (
+            f"image {image!r} not found; build it with scripts/build-sandbox-image "
+            "or set DATAASK_SANDBOX_IMAGE"
+        )
     except Exception as exc:
         return f"cannot inspect image {image!r} ({type(exc).__name__})"
     return None
@@ -91,8 +93,9 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, image: str, limits: Limits, *,
-                 notify: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, image: str, limits: Limits, *, notify: Callable[[str], None] | None = None
+    ) -> None:
         self.image = image
         self.limits = limits
         self.notify = notify or (lambda msg: None)
@@ -119,12 +122,21 @@ class DockerBackend:
             "environment": {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/mpl", "OMP_NUM_THREADS": "1"},
             "volumes": {str(socket_dir): {"bind": "/run/dataask", "mode": "rw"}},
             "ipc_mode": "private",
-            "labels": {LABEL: "1", "dataask.pid": str(os.getpid()), "dataask.host": _HOST,
-                       "dataask.boot": _boot_id()},
-            "ulimits": [{"Name": "core", "Soft": 0, "Hard": 0},
-                        {"Name": "nofile", "Soft": 256, "Hard": 256},
-                        {"Name": "fsize", "Soft": self.limits.tmpfs_mb * 1024 * 1024,
-                         "Hard": self.limits.tmpfs_mb * 1024 * 1024}],
+            "labels": {
+                LABEL: "1",
+                "dataask.pid": str(os.getpid()),
+                "dataask.host": _HOST,
+                "dataask.boot": _boot_id(),
+            },
+            "ulimits": [
+                {"Name": "core", "Soft": 0, "Hard": 0},
+                {"Name": "nofile", "Soft": 256, "Hard": 256},
+                {
+                    "Name": "fsize",
+                    "Soft": self.limits.tmpfs_mb * 1024 * 1024,
+                    "Hard": self.limits.tmpfs_mb * 1024 * 1024,
+                },
+            ],
             "stop_signal": "SIGKILL",
         }
 
@@ -138,15 +150,19 @@ class DockerBackend:
                 self.notify(f"dataask: removed {n} sandbox container(s) left by a crashed kernel")
         self.notify("dataask: starting the sandbox container ...")
         opts = self.run_options(socket_dir)
-        opts["ulimits"] = [docker.types.Ulimit(name=u["Name"], soft=u["Soft"], hard=u["Hard"])
-                           for u in opts["ulimits"]]
+        opts["ulimits"] = [
+            docker.types.Ulimit(name=u["Name"], soft=u["Soft"], hard=u["Hard"])
+            for u in opts["ulimits"]
+        ]
         try:
             self.container = self._client.containers.run(self.image, **opts)
         except docker.errors.ImageNotFound:
             from dataask_jupyter.errors import SandboxError
 
-            raise SandboxError(f"sandbox image {self.image!r} not found; build it with "
-                               "scripts/build-sandbox-image (Ask.sandbox_image)") from None
+            raise SandboxError(
+                f"sandbox image {self.image!r} not found; build it with "
+                "scripts/build-sandbox-image (Ask.sandbox_image)"
+            ) from None
         except docker.errors.DockerException as exc:
             from dataask_jupyter.errors import SandboxError
 
@@ -171,11 +187,17 @@ class DockerBackend:
     def info(self) -> BackendInfo:
         return BackendInfo(
             backend=self.name,
-            isolation=("Docker container: no network, read-only root, noexec /tmp, "
-                       "all capabilities dropped, no-new-privileges, default seccomp, uid 10001, "
-                       "memory/CPU/pids limits"),
+            isolation=(
+                "Docker container: no network, read-only root, noexec /tmp, "
+                "all capabilities dropped, no-new-privileges, default seccomp, uid 10001, "
+                "memory/CPU/pids limits"
+            ),
             ident=(self.container.short_id if self.container is not None else ""),
-            details={"image": self.image, "memory_mb": self.limits.memory_mb,
-                     "cpus": self.limits.cpus, "pids": self.limits.pids,
-                     "tmpfs_mb": self.limits.tmpfs_mb},
+            details={
+                "image": self.image,
+                "memory_mb": self.limits.memory_mb,
+                "cpus": self.limits.cpus,
+                "pids": self.limits.pids,
+                "tmpfs_mb": self.limits.tmpfs_mb,
+            },
         )

@@ -24,8 +24,12 @@ _SAFE_ENV = ("LANG", "LC_ALL", "TZ")
 
 def _python_roots() -> list[str]:
     """Directories the sandbox needs read-only to run this interpreter and import its packages."""
-    roots = {sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"],
-             sysconfig.get_paths()["platlib"]}
+    roots = {
+        sys.base_prefix,
+        sys.prefix,
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+    }
     import dataask_sandbox
 
     roots.add(str(Path(dataask_sandbox.__file__).resolve().parent.parent))
@@ -48,7 +52,9 @@ def bubblewrap_usable() -> bool:
     try:
         r = subprocess.run(
             [bwrap, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "true"],
-            capture_output=True, timeout=10, check=False,
+            capture_output=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return False
@@ -70,16 +76,52 @@ class LocalBackend:
         if not self.use_bwrap:
             return [*server, "--socket", str(socket_dir / "sandbox.sock")]
         cmd = [
-            "bwrap", "--unshare-all", "--unshare-user", "--uid", "10001", "--gid", "10001",
-            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--ro-bind", "/usr", "/usr",
-            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-            "--symlink", "usr/bin", "/bin",
-            "--proc", "/proc", "--dev", "/dev",
-            "--size", str(self.limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
-            "--bind", str(socket_dir), "/run/dataask",
-            "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
-            "--setenv", "MPLCONFIGDIR", "/tmp/mpl", "--chdir", "/tmp",
+            "bwrap",
+            "--unshare-all",
+            "--unshare-user",
+            "--uid",
+            "10001",
+            "--gid",
+            "10001",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            str(self.limits.tmpfs_mb * 1024 * 1024),
+            "--tmpfs",
+            "/tmp",
+            "--bind",
+            str(socket_dir),
+            "/run/dataask",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            "/tmp",
+            "--setenv",
+            "MPLCONFIGDIR",
+            "/tmp/mpl",
+            "--chdir",
+            "/tmp",
         ]
         for root in _python_roots():
             if not root.startswith("/usr/"):
@@ -101,16 +143,23 @@ class LocalBackend:
 
     def start(self, socket_dir: Path) -> None:
         env = {k: os.environ[k] for k in _SAFE_ENV if k in os.environ}
-        env.update({"PATH": "/usr/bin:/bin", "HOME": str(socket_dir), "PYTHONDONTWRITEBYTECODE": "1",
-                    "MPLCONFIGDIR": str(socket_dir / "mpl"), "OMP_NUM_THREADS": "1"})
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        env.update(
+            {
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(socket_dir),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "MPLCONFIGDIR": str(socket_dir / "mpl"),
+                "OMP_NUM_THREADS": "1",
+            }
+        )
+        self.proc = subprocess.Popen(
             self._command(socket_dir),
             env=env,
             cwd=str(socket_dir),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(socket_dir / "server.log", "wb"),  # noqa: SIM115 - child owns it
-            preexec_fn=self._preexec,  # noqa: PLW1509
+            preexec_fn=self._preexec,
             start_new_session=True,
             close_fds=True,
         )
@@ -131,14 +180,22 @@ class LocalBackend:
 
     def info(self) -> BackendInfo:
         if self.use_bwrap:
-            iso = ("local process in bubblewrap: no network, own PID/IPC namespaces, uid 10001, "
-                   "no capabilities, read-only Python only, private /tmp, no home directory")
+            iso = (
+                "local process in bubblewrap: no network, own PID/IPC namespaces, uid 10001, "
+                "no capabilities, read-only Python only, private /tmp, no home directory"
+            )
         else:
-            iso = ("local process only (bubblewrap unavailable): clean environment and resource "
-                   "limits, but it can read your files and reach the network; use Docker")
+            iso = (
+                "local process only (bubblewrap unavailable): clean environment and resource "
+                "limits, but it can read your files and reach the network; use Docker"
+            )
         return BackendInfo(
-            backend=self.name, isolation=iso,
+            backend=self.name,
+            isolation=iso,
             ident=str(self.proc.pid) if self.proc else "",
-            details={"memory_mb": self.limits.memory_mb, "tmpfs_mb": self.limits.tmpfs_mb,
-                     "bubblewrap": self.use_bwrap},
+            details={
+                "memory_mb": self.limits.memory_mb,
+                "tmpfs_mb": self.limits.tmpfs_mb,
+                "bubblewrap": self.use_bwrap,
+            },
         )

@@ -38,18 +38,20 @@ def orders(year: int, n: int, rng: np.random.Generator, first_id: int) -> pd.Dat
     price = np.array([PRODUCTS[i][3] for i in prod]) * (1.0 + 0.04 * (year - 2023))
     days = rng.integers(0, 365, size=n)
     dates = pd.Timestamp(f"{year}-01-01") + pd.to_timedelta(days, unit="D")
-    df = pd.DataFrame({
-        "order_id": np.arange(first_id, first_id + n),
-        "order_date": dates,
-        "region": region,
-        "country": country,
-        "product_id": [PRODUCTS[i][0] for i in prod],
-        "product": [PRODUCTS[i][1] for i in prod],
-        "category": [PRODUCTS[i][2] for i in prod],
-        "units": units,
-        "unit_price": price.round(2),
-        "discount": discount,
-    })
+    df = pd.DataFrame(
+        {
+            "order_id": np.arange(first_id, first_id + n),
+            "order_date": dates,
+            "region": region,
+            "country": country,
+            "product_id": [PRODUCTS[i][0] for i in prod],
+            "product": [PRODUCTS[i][1] for i in prod],
+            "category": [PRODUCTS[i][2] for i in prod],
+            "units": units,
+            "unit_price": price.round(2),
+            "discount": discount,
+        }
+    )
     df["revenue"] = (df.units * df.unit_price * (1 - df.discount)).round(2)
     return df.sort_values("order_date", kind="stable").reset_index(drop=True)
 
@@ -63,17 +65,51 @@ def main() -> None:
         o23.to_excel(w, sheet_name="Orders 2023", index=False)
         o24.to_excel(w, sheet_name="Orders 2024", index=False)
         products.to_excel(w, sheet_name="Products", index=False)
-    customers = pd.DataFrame({
-        "customer": ["Müller GmbH", "Société Générale Sport", "Peña Andina", "Åsa Lindqvist",
-                     "Café Olé", "Zoë Brontë", "Jürgen Weiß", "Łukasz Nowak"],
-        "country": ["Germany", "France", "Spain", "Sweden", "Spain", "France", "Germany",
-                    "Germany"],
-        "segment": ["Retail", "Wholesale", "Retail", "Online", "Retail", "Online", "Wholesale",
-                    "Online"],
-        "credit_limit": [5000.5, 25000.0, 7500.25, 1200.0, 3000.0, 800.0, 15000.0, 2200.0],
-        "since": ["2019-03-01", "2015-07-15", "2021-01-10", "2022-05-30", "2018-11-02",
-                  "2023-02-14", "2016-09-09", "2020-04-04"],
-    })
+    customers = pd.DataFrame(
+        {
+            "customer": [
+                "Müller GmbH",
+                "Société Générale Sport",
+                "Peña Andina",
+                "Åsa Lindqvist",
+                "Café Olé",
+                "Zoë Brontë",
+                "Jürgen Weiß",
+                "Łukasz Nowak",
+            ],
+            "country": [
+                "Germany",
+                "France",
+                "Spain",
+                "Sweden",
+                "Spain",
+                "France",
+                "Germany",
+                "Germany",
+            ],
+            "segment": [
+                "Retail",
+                "Wholesale",
+                "Retail",
+                "Online",
+                "Retail",
+                "Online",
+                "Wholesale",
+                "Online",
+            ],
+            "credit_limit": [5000.5, 25000.0, 7500.25, 1200.0, 3000.0, 800.0, 15000.0, 2200.0],
+            "since": [
+                "2019-03-01",
+                "2015-07-15",
+                "2021-01-10",
+                "2022-05-30",
+                "2018-11-02",
+                "2023-02-14",
+                "2016-09-09",
+                "2020-04-04",
+            ],
+        }
+    )
     # Semicolon-separated with decimal commas, in Latin-1: what a European Excel export gives.
     text = customers.to_csv(sep=";", index=False, decimal=",")
     (HERE / "customers.csv").write_bytes(text.replace("Łukasz", "Lukasz").encode("latin-1"))

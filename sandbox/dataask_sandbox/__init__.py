@@ -1,4 +1,4 @@
-"""The dataask sandbox server: holds DataFrames and runs generated code, outside the user's kernel."""
+"""The dataask sandbox server: holds DataFrames and runs generated code outside the kernel."""
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ def frame_from_ipc(payload: bytes) -> pd.DataFrame:
 
 
 def jsonable(value: Any, *, budget: list[int]) -> Any:
-    """Convert to plain JSON types; dates become tagged ISO strings. ``budget`` caps element count."""
+    """Plain JSON types; dates become tagged ISO strings. ``budget`` caps the element count."""
     budget[0] -= 1
     if budget[0] < 0:
         raise TooLarge("the result has too many elements to send")
@@ -129,7 +129,9 @@ def _matplotlib_png(value: Any) -> bytes | None:
     return buf.getvalue()
 
 
-def encode_result(value: Any, *, max_bytes: int, max_items: int = 1_000_000) -> tuple[dict[str, Any], bytes]:
+def encode_result(
+    value: Any, *, max_bytes: int, max_items: int = 1_000_000
+) -> tuple[dict[str, Any], bytes]:
     """Return ``(header, payload)`` for a ``result`` message, refusing values over ``max_bytes``."""
     cap_hint = "raise Ask.max_result_bytes, or return fewer rows (e.g. .head())"
     if isinstance(value, (pd.DataFrame, pd.Series)):
@@ -162,7 +164,9 @@ def encode_result(value: Any, *, max_bytes: int, max_items: int = 1_000_000) -> 
     if png is not None:
         return {"kind": "image", "mime": "image/png"}, png
     if isinstance(value, (str, bytes)) and len(value) > max_bytes:
-        raise TooLarge(f"the result is a string of {len(value):,} characters, over the cap; {cap_hint}")
+        raise TooLarge(
+            f"the result is a string of {len(value):,} characters, over the cap; {cap_hint}"
+        )
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     data = jsonable(value, budget=[max_items])

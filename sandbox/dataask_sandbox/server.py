@@ -26,7 +26,7 @@ _ANSWER_FILE = "<answer>"
 
 
 class ExecutionTimeout(BaseException):
-    """Raised inside the run when its time is up (a BaseException so ``except Exception`` can't eat it)."""
+    """Raised in the run when its time is up (BaseException: ``except Exception`` can't eat it)."""
 
 
 class _CappedText(io.TextIOBase):
@@ -123,8 +123,15 @@ class Server:
             protocol.send(sock, {"type": "end"})
             return False
         else:
-            protocol.send(sock, {"type": "error", "ename": "ProtocolError",
-                                 "evalue": f"unknown request type {kind!r}", "traceback": ""})
+            protocol.send(
+                sock,
+                {
+                    "type": "error",
+                    "ename": "ProtocolError",
+                    "evalue": f"unknown request type {kind!r}",
+                    "traceback": "",
+                },
+            )
         protocol.send(sock, {"type": "end"})
         return True
 
@@ -187,8 +194,9 @@ class Server:
             return
         elapsed = time.perf_counter() - started
         if "result" not in ns:
-            self._error(sock, out, "NoResult",
-                        "the code did not assign a variable named `result`", "")
+            self._error(
+                sock, out, "NoResult", "the code did not assign a variable named `result`", ""
+            )
             return
         value = ns["result"]
         try:
@@ -197,16 +205,22 @@ class Server:
             self._error(sock, out, "ResultTooLarge", str(exc), "")
             return
         except Exception as exc:
-            self._error(sock, out, "ResultError",
-                        f"the result ({type(value).__name__}) could not be sent: {exc}"[:2000], "")
+            self._error(
+                sock,
+                out,
+                "ResultError",
+                f"the result ({type(value).__name__}) could not be sent: {exc}"[:2000],
+                "",
+            )
             return
         self.prev = value
         if out.size or out.dropped:
             protocol.send(sock, {"type": "stdout", "text": out.text()})
         protocol.send(sock, {"type": "result", "seconds": round(elapsed, 6), **meta}, payload)
 
-    def _error(self, sock: socket.socket, out: _CappedText, ename: str, evalue: str,
-               tb: str) -> None:
+    def _error(
+        self, sock: socket.socket, out: _CappedText, ename: str, evalue: str, tb: str
+    ) -> None:
         if out.size or out.dropped:
             protocol.send(sock, {"type": "stdout", "text": out.text()})
         protocol.send(sock, {"type": "error", "ename": ename, "evalue": evalue, "traceback": tb})
@@ -224,10 +238,17 @@ def serve(path: str, *, max_payload: int, max_output: int) -> None:
     while True:
         conn, _ = listener.accept()
         with conn:
-            protocol.send(conn, {"type": "ready", "version": __version__, "pid": os.getpid(),
-                                 "protocol": protocol.PROTOCOL_VERSION,
-                                 "python": sys.version.split()[0],
-                                 "pandas": server.pd.__version__})
+            protocol.send(
+                conn,
+                {
+                    "type": "ready",
+                    "version": __version__,
+                    "pid": os.getpid(),
+                    "protocol": protocol.PROTOCOL_VERSION,
+                    "python": sys.version.split()[0],
+                    "pandas": server.pd.__version__,
+                },
+            )
             while True:
                 try:
                     header, payload = protocol.recv(conn, max_payload)
@@ -243,10 +264,15 @@ def serve(path: str, *, max_payload: int, max_output: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dataask_sandbox", description=__doc__)
     parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
-    parser.add_argument("--max-payload", type=int, default=4 * 1024**3,
-                        help="largest request payload accepted (bytes)")
-    parser.add_argument("--max-output", type=int, default=64 * 1024,
-                        help="characters of stdout/stderr kept per run")
+    parser.add_argument(
+        "--max-payload",
+        type=int,
+        default=4 * 1024**3,
+        help="largest request payload accepted (bytes)",
+    )
+    parser.add_argument(
+        "--max-output", type=int, default=64 * 1024, help="characters of stdout/stderr kept per run"
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(args.socket, max_payload=args.max_payload, max_output=args.max_output)
