@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from dataask_jupyter.config import Ask
-from dataask_jupyter.errors import (
-    CodeExtractionError,
-    CorruptFileError,
-    DataaskError,
-    DatasetNotFoundError,
-    EmptyFileError,
-    EncryptedFileError,
-    ExportError,
-    FileTooLargeError,
-    LLMError,
-    LoadError,
-    ResultTooLargeError,
-    SandboxError,
-    SandboxTimeoutError,
-    SheetNotFoundError,
-    UnsupportedFormatError,
-)
-from dataask_jupyter.session import Answer, Attempt, Dataset, Session
+if (
+    TYPE_CHECKING
+):  # imported lazily: `python -m dataask_jupyter.local_model` must not pay for pandas
+    from dataask_jupyter.config import Ask
+    from dataask_jupyter.errors import (
+        CodeExtractionError,
+        CorruptFileError,
+        DataaskError,
+        DatasetNotFoundError,
+        EmptyFileError,
+        EncryptedFileError,
+        ExportError,
+        FileTooLargeError,
+        LLMError,
+        LoadError,
+        ResultTooLargeError,
+        SandboxError,
+        SandboxTimeoutError,
+        SheetNotFoundError,
+        UnsupportedFormatError,
+    )
+    from dataask_jupyter.session import Answer, Attempt, Dataset, Session
 
 __version__ = "0.1.0"
 __all__ = [
@@ -50,12 +54,28 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
+_LAZY = {
+    "Ask": "dataask_jupyter.config",
+    "Answer": "dataask_jupyter.session",
+    "Attempt": "dataask_jupyter.session",
+    "Dataset": "dataask_jupyter.session",
+    "Session": "dataask_jupyter.session",
+}
 _magics: Any = None
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in __all__ and name.endswith("Error"):
+        return getattr(importlib.import_module("dataask_jupyter.errors"), name)
+    raise AttributeError(f"module 'dataask_jupyter' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext dataask``: register ``%ask``/``%%ask`` and the ``Ask`` settings."""
     global _magics
+    from dataask_jupyter.config import Ask
     from dataask_jupyter.magics import AskMagics
 
     settings = Ask(parent=ipython)

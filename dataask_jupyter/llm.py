@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
@@ -59,7 +60,7 @@ def resolve_endpoint(settings: Ask, notify: Callable[[str], None]) -> Endpoint:
         if settings.llm.lower() == "local":
             raise LLMError(f"the local model could not start: {exc}") from None
         raise LLMError(f"{_NO_ENDPOINT} ({exc})") from None
-    return Endpoint(base_url=ep.base_url, api_key="local", model=ep.model, local=True)
+    return Endpoint(base_url=ep.base_url, api_key=ep.api_key, model=ep.model, local=True)
 
 
 class LLMClient:
@@ -75,14 +76,19 @@ class LLMClient:
     def _ensure(self) -> tuple[openai.OpenAI, Endpoint]:
         s = self.settings
         key = (s.llm, s.llm_base_url, s.llm_api_key, s.llm_model, s.llm_timeout, s.llm_max_retries)
-        if self._client is None or self._endpoint is None or key != self._key:
+        local = self._endpoint is not None and self._endpoint.local
+        if self._client is None or self._endpoint is None or key != self._key or local:
+            # the local server may have stopped when idle: ensure_server restarts it (~1 ms)
             ep = resolve_endpoint(s, self.notify)
-            self._client = openai.OpenAI(
-                base_url=ep.base_url,
-                api_key=ep.api_key,
-                timeout=s.llm_timeout,
-                max_retries=s.llm_max_retries,
-            )
+            if self._client is None or ep != self._endpoint or key != self._key:
+                self._client = openai.OpenAI(
+                    base_url=ep.base_url,
+                    api_key=ep.api_key,
+                    # a small model on a laptop CPU needs longer than a hosted API
+                    timeout=max(s.llm_timeout, 300.0) if ep.local else s.llm_timeout,
+                    max_retries=s.llm_max_retries,
+                    http_client=_http_client(ep.base_url),
+                )
             self._endpoint, self._key = ep, key
         return self._client, self._endpoint
 
@@ -93,10 +99,6 @@ class LLMClient:
     def complete(self, messages: list[dict[str, str]]) -> Completion:
         """Send ``messages``; return the reply text or raise :class:`LLMError`."""
         client, ep = self._ensure()
-        if ep.local:
-            from dataask_jupyter import local_model
-
-            local_model.touch_last_used()
         s = self.settings
         started = time.perf_counter()
         try:
@@ -148,6 +150,14 @@ class LLMClient:
             seconds=seconds,
             model=resp.model or ep.model,
         )
+
+
+def _http_client(base_url: str | None) -> Any:
+    """Loopback endpoints (local model, vLLM on this host) never go through an HTTP proxy."""
+    host = urlsplit(base_url or "").hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return openai.DefaultHttpxClient(trust_env=False)
+    return None
 
 
 def _detail(exc: openai.APIStatusError) -> str:

@@ -124,7 +124,7 @@ class AskMagics(Magics):
 
     def _ns(self) -> dict[str, Any]:
         assert self.shell is not None
-        return self.shell.user_ns  # type: ignore[no-any-return]
+        return self.shell.user_ns
 
     # --- subcommands ----------------------------------------------------------------------
     def _cmd_help(self, rest: str) -> None:

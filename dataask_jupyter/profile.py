@@ -70,7 +70,11 @@ def _fmt_number(x: Any) -> str:
             return "nan"
         if math.isinf(f):
             return "inf" if f > 0 else "-inf"
-        return format(f, ".10g")
+        if f.is_integer() and abs(f) < 1e15:
+            return str(int(f))
+        if 1 <= abs(f) < 1e15:
+            return f"{f:.4f}".rstrip("0").rstrip(".")
+        return format(f, ".4g")
     return quote(x)
 
 

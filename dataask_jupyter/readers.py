@@ -546,6 +546,8 @@ def _read_csv_pyarrow(path: str, plan: _CsvPlan) -> pd.DataFrame:
     table = pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(skip_rows=plan.skiprows, block_size=4 << 20),
+        # Quote-aware chunking costs ~25% but is needed: without it a quoted line break at
+        # a block edge is silently mis-read (seen with one-column files).
         parse_options=pacsv.ParseOptions(delimiter=plan.delimiter, newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             null_values=_NA_VALUES,
@@ -838,11 +840,30 @@ def _open_workbook(path: str, fmt: str) -> tuple[pd.ExcelFile, str, list[str]]:
     raise _workbook_error(name, fmt, first) from None
 
 
-def _resolve_sheet(name: str, sheets: list[str], sheet: str | int | None) -> str:
+def _first_visible_sheet(xl: pd.ExcelFile, sheets: list[str]) -> str | None:
+    """The first visible worksheet, when the engine can tell (calamine can)."""
+    try:
+        import python_calamine as pcal
+
+        for meta in xl.book.sheets_metadata:
+            if (
+                meta.visible == pcal.SheetVisibleEnum.Visible
+                and meta.typ == pcal.SheetTypeEnum.WorkSheet
+                and str(meta.name) in sheets
+            ):
+                return str(meta.name)
+    except Exception:
+        return None
+    return None
+
+
+def _resolve_sheet(
+    name: str, sheets: list[str], sheet: str | int | None, first: str | None = None
+) -> str:
     if not sheets:
         raise EmptyFileError(f"{name} has no sheets")
     if sheet is None:
-        return sheets[0]
+        return first or sheets[0]
     if isinstance(sheet, bool) or not isinstance(sheet, (int, str)):
         raise SheetNotFoundError(
             f"Sheet {sheet!r} not valid for {name}; give a sheet name or a 0-based index; "
@@ -876,8 +897,11 @@ def _read_workbook(
     if fmt in ("xlsx", "xlsb"):
         _check_zip_size(path, max_uncompressed)
     xl, engine, sheets = _open_workbook(path, fmt)
-    target = _resolve_sheet(name, sheets, sheet)
+    visible = _first_visible_sheet(xl, sheets) if sheet is None else None
+    target = _resolve_sheet(name, sheets, sheet, visible)
     notes: list[str] = []
+    if sheet is None and target != sheets[0]:
+        notes.append(f"read {_quote(target)}, the first visible worksheet")
     if isinstance(sheet, str) and target != sheet:
         how = "name" if target.strip().casefold() == sheet.strip().casefold() else "index"
         notes.append(f"read sheet {_quote(target)} for sheet {how} {_quote(sheet)}")

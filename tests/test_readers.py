@@ -153,6 +153,18 @@ def test_csv_quoted_newlines(tmp_path: Path) -> None:
     assert r.frame["b"].tolist() == ["line one\nline two", "z"]
 
 
+def test_csv_quoted_newlines_across_read_blocks(tmp_path: Path) -> None:
+    # No quotes in the first 64 KB, then quoted line breaks over several MB: pyarrow reads in
+    # blocks and must not split a quoted value at a block edge (it did, silently, once).
+    rows = ["a"] + [f"x{i}" for i in range(20_000)] + [f'"l{i}\nm{i}"' for i in range(300_000)]
+    p = write(tmp_path, "nl.csv", ("\n".join(rows) + "\n").encode())
+    assert p.stat().st_size > 4 << 20
+    df = read_table(p).frame
+    assert len(df) == 320_000
+    expected = [f"x{i}" for i in range(20_000)] + [f"l{i}\nm{i}" for i in range(300_000)]
+    assert df["a"].tolist() == expected
+
+
 def test_csv_single_column_and_header_only(tmp_path: Path) -> None:
     r = read_table(write(tmp_path, "one.csv", b"word\nalpha\nbeta\n"))
     assert list(r.frame.columns) == ["word"] and r.frame.shape == (2, 1)
@@ -375,6 +387,24 @@ def test_xlsx_duplicate_and_blank_headers(tmp_path: Path) -> None:
     assert list(r.frame.columns) == ["price", "unnamed_2", "price_2", "qty"]
     assert 'renamed blank column 2 to "unnamed_2"' in r.notes
     assert 'renamed duplicate "price" to "price_2"' in r.notes
+
+
+def test_xlsx_skips_hidden_first_sheet(tmp_path: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "lookup"
+    wb.active.append(["k"])
+    wb.active.sheet_state = "hidden"
+    ws = wb.create_sheet("report")
+    ws.append(["a"])
+    ws.append([1])
+    p = tmp_path / "h.xlsx"
+    wb.save(p)
+    r = read_table(p)
+    assert r.sheet == "report" and r.sheets == ["lookup", "report"]
+    assert r.notes == ['read "report", the first visible worksheet']
+    assert read_table(p, sheet=0).sheet == "lookup"
 
 
 def test_xlsx_empty_sheet(tmp_path: Path) -> None:
