@@ -15,7 +15,7 @@ from dataask_jupyter.profile import profile_frame
 
 INSTRUCTIONS = """\
 You write Python (pandas) code that answers questions about tables.
-Already defined, do not read any file:
+Already defined (the data is already loaded: never read or write files):
 - df: the active dataset, a pandas DataFrame
 - dfs: a dict of every dataset by name
 - prev: the value of the previous answer (None before the first)

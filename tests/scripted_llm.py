@@ -160,7 +160,7 @@ class ScriptedLLM:
                     },
                 )
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _QuietServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
@@ -170,6 +170,16 @@ class ScriptedLLM:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (a timeout test) is not an error worth printing."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 def load_rules(path: str | Path) -> ScriptedLLM:
