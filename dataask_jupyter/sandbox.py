@@ -150,6 +150,9 @@ class Sandbox:
             raise SandboxError("the sandbox did not greet with 'ready'")
         self.server_info = header
         self.started_at = time.time()
+        if self.restarts == 0:
+            b = backend.info()
+            self.notify(f"dataask: code runs in a sandbox ({b.isolation}).")
         for name, frame in self._frames.items():
             self._request(
                 {"type": "load", "name": name},
