@@ -379,14 +379,17 @@ def _guess_legacy_encoding(sample: bytes) -> str:
     try:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(sample[:SAMPLE_BYTES]).best()
+        matches = list(from_bytes(sample[:SAMPLE_BYTES]))
     except Exception:  # pragma: no cover - defensive: detection must never crash loading
-        best = None
-    if best is None:
+        matches = []
+    if not matches:
         return "cp1252"
-    candidates = {codecs.lookup(e).name for e in best.could_be_from_charset if _known(e)}
-    if "cp1252" in candidates:
-        return "cp1252"
+    best = matches[0]
+    for m in matches:  # ties are common (Latin-1 text reads the same in cp1250/cp1252/...)
+        if m.chaos <= best.chaos + 0.01 and m.coherence >= best.coherence - 0.01:
+            names = {codecs.lookup(e).name for e in m.could_be_from_charset if _known(e)}
+            if "cp1252" in names:
+                return "cp1252"
     return codecs.lookup(best.encoding).name if _known(best.encoding) else "cp1252"
 
 

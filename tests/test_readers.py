@@ -612,3 +612,12 @@ def test_dataframe_multiindex_columns_flattened() -> None:
     cols = pd.MultiIndex.from_tuples([("sales", "2023"), ("sales", "2024"), ("region", "")])
     r = read_table(pd.DataFrame([[1, 2, "EU"]], columns=cols))
     assert list(r.frame.columns) == ["sales_2023", "sales_2024", "region"]
+
+
+def test_latin1_european_export_is_not_misread_as_cp1250() -> None:
+    """A ';'-separated, decimal-comma, Latin-1 file: 'Peña' must not become 'Peńa'."""
+    path = Path(__file__).resolve().parent.parent / "examples" / "data" / "customers.csv"
+    res = read_table(path)
+    assert res.encoding == "cp1252" and res.delimiter == ";"
+    assert "Peña Andina" in res.frame["customer"].tolist()
+    assert res.frame["credit_limit"].dtype == "float64"
