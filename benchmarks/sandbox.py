@@ -25,8 +25,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dataask_jupyter.config import Ask  # noqa: E402
-from dataask_jupyter.sandbox import Sandbox  # noqa: E402
+from dataask_jupyter.config import Ask
+from dataask_jupyter.sandbox import Sandbox
 
 HEAVY = "result = df.groupby(['region', 'product'])[['revenue', 'units']].agg(['sum', 'mean'])"
 WIDE = "result = pd.DataFrame({f'c{i}': np.arange(len(df), dtype='float64') for i in range(10)})"
@@ -34,12 +34,14 @@ WIDE = "result = pd.DataFrame({f'c{i}': np.arange(len(df), dtype='float64') for 
 
 def frame(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "region": rng.choice(["Europe", "Asia", "Americas", "Africa"], rows),
-        "product": rng.choice([f"P{i}" for i in range(200)], rows),
-        "units": rng.integers(1, 6, rows),
-        "revenue": rng.random(rows) * 100,
-    })
+    return pd.DataFrame(
+        {
+            "region": rng.choice(["Europe", "Asia", "Americas", "Africa"], rows),
+            "product": rng.choice([f"P{i}" for i in range(200)], rows),
+            "units": rng.integers(1, 6, rows),
+            "revenue": rng.random(rows) * 100,
+        }
+    )
 
 
 def timed(fn: Any, repeat: int) -> tuple[float, float]:
@@ -71,8 +73,10 @@ def main() -> None:
         assert out.ok, out.error
         sb.close()
     print(f"backend: {a.sandbox}")
-    print(f"cold start to first answer: median {statistics.median(colds) * 1000:,.0f} ms "
-          f"(min {min(colds) * 1000:,.0f}; target < 2,000)")
+    print(
+        f"cold start to first answer: median {statistics.median(colds) * 1000:,.0f} ms "
+        f"(min {min(colds) * 1000:,.0f}; target < 2,000)"
+    )
 
     sb = Sandbox(settings)
     big = frame(a.rows)
@@ -81,22 +85,28 @@ def main() -> None:
     print(f"send a {a.rows:,}-row frame once: {(time.perf_counter() - t) * 1000:,.0f} ms")
     sb.run("result = 1", "big")
     warm_min, warm_med = timed(lambda: sb.run("result = 1", "big"), a.repeat * 5)
-    print(f"warm round trip, trivial query: median {warm_med * 1000:.2f} ms "
-          f"(min {warm_min * 1000:.2f}; target < 30)")
+    print(
+        f"warm round trip, trivial query: median {warm_med * 1000:.2f} ms "
+        f"(min {warm_min * 1000:.2f}; target < 30)"
+    )
 
     ns: dict[str, Any] = {"df": big, "pd": pd, "np": np}
     local_min, local_med = timed(lambda: exec(HEAVY, dict(ns)), a.repeat)
     sb.run(HEAVY, "big")
     remote_min, remote_med = timed(lambda: sb.run(HEAVY, "big"), a.repeat)
-    print(f"heavy groupby on {a.rows:,} rows: in-process {local_med * 1000:,.0f} ms, sandbox "
-          f"{remote_med * 1000:,.0f} ms, ratio {remote_med / local_med:.2f} "
-          f"(min/min {remote_min / local_min:.2f}; target <= 1.2)")
+    print(
+        f"heavy groupby on {a.rows:,} rows: in-process {local_med * 1000:,.0f} ms, sandbox "
+        f"{remote_med * 1000:,.0f} ms, ratio {remote_med / local_med:.2f} "
+        f"(min/min {remote_min / local_min:.2f}; target <= 1.2)"
+    )
 
     local_min, local_med = timed(lambda: exec(WIDE, dict(ns)), 3)
     remote_min, remote_med = timed(lambda: sb.run(WIDE, "big"), 3)
-    print(f"{a.rows:,} x 10 result frame: in-process {local_med * 1000:,.0f} ms, through the "
-          f"sandbox {remote_med * 1000:,.0f} ms (transfer + decode "
-          f"{(remote_med - local_med) * 1000:,.0f} ms, {a.rows * 80 / 1e6:,.0f} MB of floats)")
+    print(
+        f"{a.rows:,} x 10 result frame: in-process {local_med * 1000:,.0f} ms, through the "
+        f"sandbox {remote_med * 1000:,.0f} ms (transfer + decode "
+        f"{(remote_med - local_med) * 1000:,.0f} ms, {a.rows * 80 / 1e6:,.0f} MB of floats)"
+    )
     sb.close()
 
 

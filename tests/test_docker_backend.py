@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -23,10 +24,12 @@ needs_docker = pytest.mark.skipif(_REASON is not None, reason=f"Docker: {_REASON
 
 @pytest.fixture
 def docker_session(settings_kwargs: dict[str, Any]) -> Any:
-    s = dataask.Session(**{**settings_kwargs, "sandbox": "docker"}, sandbox_pids=48,
-                        sandbox_memory_mb=768)
-    s.load(pd.DataFrame({"region": ["Europe", "Asia", "Europe"], "revenue": [1.0, 2.0, 3.5]}),
-           name="t")
+    s = dataask.Session(
+        **{**settings_kwargs, "sandbox": "docker"}, sandbox_pids=48, sandbox_memory_mb=768
+    )
+    s.load(
+        pd.DataFrame({"region": ["Europe", "Asia", "Europe"], "revenue": [1.0, 2.0, 3.5]}), name="t"
+    )
     yield s
     s.close()
 
@@ -54,8 +57,7 @@ def test_container_flags(docker_session: dataask.Session) -> None:
 
 
 @needs_docker
-def test_answers_and_container_is_reused(docker_session: dataask.Session,
-                                         llm: ScriptedLLM) -> None:
+def test_answers_and_container_is_reused(docker_session: dataask.Session, llm: ScriptedLLM) -> None:
     llm.on("europe", "result = float(df[df.region == 'Europe'].revenue.sum())")
     backend = docker_session.sandbox.backend
     assert backend is not None
@@ -67,16 +69,18 @@ def test_answers_and_container_is_reused(docker_session: dataask.Session,
 
 
 @needs_docker
-def test_killed_from_outside_mid_question(docker_session: dataask.Session,
-                                         llm: ScriptedLLM) -> None:
+def test_killed_from_outside_mid_question(
+    docker_session: dataask.Session, llm: ScriptedLLM
+) -> None:
     docker_session.settings.max_repairs = 0
     llm.on("slow", "import time\ntime.sleep(20)\nresult = 1")
     llm.on("count", "result = len(df)")
     backend = docker_session.sandbox.backend
     assert backend is not None
     cid = backend.container.id
-    killer = threading.Timer(1.5, lambda: subprocess.run(["docker", "kill", cid],
-                                                         capture_output=True, check=False))
+    killer = threading.Timer(
+        1.5, lambda: subprocess.run(["docker", "kill", cid], capture_output=True, check=False)
+    )
     killer.start()
     started = time.monotonic()
     a = docker_session.ask("slow one")
@@ -92,8 +96,11 @@ def test_timeout_replaces_container(docker_session: dataask.Session, llm: Script
     docker_session.settings.exec_timeout = 1.0
     docker_session.settings.max_repairs = 0
     docker_session.settings.static_checks = False
-    llm.on("spin", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
-           "while True:\n    pass\nresult = 1")
+    llm.on(
+        "spin",
+        "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+        "while True:\n    pass\nresult = 1",
+    )
     llm.on("count", "result = len(df)")
     a = docker_session.ask("spin")
     assert a.error is not None and "Ask.exec_timeout" in a.error
@@ -108,18 +115,24 @@ def test_orphans_of_dead_kernels_are_removed() -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     orphan = client.containers.run(
-        IMAGE, command=["--socket", "/tmp/x.sock"], detach=True, network_mode="none",
-        labels={docker_backend.LABEL: "1", "dataask.pid": str(dead.pid),
-                "dataask.host": docker_backend._HOST, "dataask.boot": docker_backend._boot_id()})
+        IMAGE,
+        command=["--socket", "/tmp/x.sock"],
+        detach=True,
+        network_mode="none",
+        labels={
+            docker_backend.LABEL: "1",
+            "dataask.pid": str(dead.pid),
+            "dataask.host": docker_backend._HOST,
+            "dataask.boot": docker_backend._boot_id(),
+        },
+    )
     try:
         assert docker_backend.remove_orphans(client) >= 1
         with pytest.raises(docker.errors.NotFound):
             client.containers.get(orphan.id)
     finally:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             orphan.remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 @needs_docker
@@ -135,14 +148,15 @@ def test_closing_the_session_removes_the_container(settings_kwargs: dict[str, An
         docker.from_env().containers.get(cid)
 
 
-def test_engine_down_is_a_clear_message_not_a_hang(settings_kwargs: dict[str, Any],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_down_is_a_clear_message_not_a_hang(
+    settings_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     started = time.monotonic()
     reason = docker_backend.unavailable_reason(IMAGE)
     assert reason is not None and "does not answer" in reason
     s = dataask.Session(**{**settings_kwargs, "sandbox": "docker"})
-    with pytest.raises(SandboxError, match="Docker sandbox unavailable.*Ask.sandbox='local'"):
+    with pytest.raises(SandboxError, match=r"Docker sandbox unavailable.*Ask.sandbox='local'"):
         s.load(pd.DataFrame({"a": [1]}), name="t")
     assert time.monotonic() - started < 10
     notes: list[str] = []

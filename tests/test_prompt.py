@@ -42,8 +42,9 @@ def test_long_conversation_is_capped() -> None:
 def test_prefix_is_stable_across_questions() -> None:
     frames = {"t": frame(1000)}
     a = build_messages(frames, "t", "first question", [])
-    b = build_messages(frames, "t", "another one", [PastTurn("first question", "result = 1",
-                                                             "int: 1")])
+    b = build_messages(
+        frames, "t", "another one", [PastTurn("first question", "result = 1", "int: 1")]
+    )
     assert a[0] == b[0]  # the system message (instructions + schema) is byte-identical
 
 
