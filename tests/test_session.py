@@ -16,9 +16,12 @@ from tests.scripted_llm import ScriptedLLM
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "data" / "sales.xlsx"
 
 
-@pytest.fixture
-def session(settings_kwargs: dict[str, Any]) -> Any:
-    s = dataask.Session(**settings_kwargs)
+BACKENDS = ["local"] + (["docker"] if os.environ.get("DATAASK_TEST_DOCKER") == "1" else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def session(request: pytest.FixtureRequest, settings_kwargs: dict[str, Any]) -> Any:
+    s = dataask.Session(**{**settings_kwargs, "sandbox": request.param})
     yield s
     s.close()
 
