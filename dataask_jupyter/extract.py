@@ -198,6 +198,13 @@ def _is_print(node: ast.expr) -> bool:
     )
 
 
+_FORBIDDEN_ATTRS = {"system", "popen", "spawn", "f_globals", "f_back", "gi_frame"}
+
+
+def _forbidden_attribute(attr: str) -> bool:
+    return (attr.startswith("__") and attr not in _SAFE_DUNDERS) or attr in _FORBIDDEN_ATTRS
+
+
 def check_code(code: str) -> list[str]:
     """Problems that stop the code before it runs (each a short sentence for the LLM to fix)."""
     try:
@@ -237,18 +244,7 @@ def check_code(code: str) -> list[str]:
                     f"line {node.lineno}: {f.attr}() reads or writes files; the data is already "
                     "loaded as `df` (and `dfs`), and the answer goes in `result`"
                 )
-        elif (
-            isinstance(node, ast.Attribute)
-            and node.attr.startswith("__")
-            and (node.attr not in _SAFE_DUNDERS)
-        ) or (isinstance(node, ast.Attribute) and node.attr in (
-            "system",
-            "popen",
-            "spawn",
-            "f_globals",
-            "f_back",
-            "gi_frame",
-        )):
+        elif isinstance(node, ast.Attribute) and _forbidden_attribute(node.attr):
             problems.append(f"line {node.lineno}: access to {node.attr!r} is not allowed")
         elif isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__", "__spec__"):
             problems.append(f"line {node.lineno}: access to {node.id!r} is not allowed")
