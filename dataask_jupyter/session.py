@@ -123,6 +123,12 @@ class Answer:
         return f"Answer(#{self.number} {self.question!r} -> {self.summary})"
 
 
+_NONE_RESULT = (
+    "`result` is None: the code probably assigned the return value of .show(), print() or an "
+    "in-place method. Assign the answer itself (for a chart, the figure object)."
+)
+
+
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -279,6 +285,13 @@ class Session:
             if outcome.ok:
                 answer.value, answer.kind, answer.error = outcome.value, outcome.kind, None
                 answer.notes = list(extracted.notes)
+                retried = any(at.error == _NONE_RESULT for at in answer.attempts)
+                if outcome.value is None and not retried and len(answer.attempts) <= s.max_repairs:
+                    # Almost always a slip (fig.show(), an in-place method): ask once more;
+                    # if the LLM insists, None stands as the answer.
+                    attempt.error = _NONE_RESULT
+                    messages += prompt.repair_messages(extracted.code, _NONE_RESULT)
+                    continue
                 break
             detail = outcome.error or "unknown error"
             attempt.error = answer.error = detail

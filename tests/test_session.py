@@ -273,3 +273,19 @@ def test_export_roundtrip(
 def test_unknown_setting() -> None:
     with pytest.raises(TypeError, match="unknown setting 'nope'"):
         dataask.Session(nope=1)
+
+
+def test_none_result_gets_one_more_try(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
+    llm.on(
+        "plot",
+        "fig = px.bar(df.groupby('region')['revenue'].sum())\nresult = fig.show()",
+        "result = px.bar(df.groupby('region')['revenue'].sum())",
+    )
+    a = session.ask("plot revenue by region")
+    assert a.kind == "figure" and len(a.attempts) == 2
+    assert "is None" in (a.attempts[0].error or "")
+    llm.on("nothing", "result = None")
+    b = session.ask("nothing at all")
+    assert b.error is None and b.value is None and len(b.attempts) == 2
