@@ -93,16 +93,16 @@ def bench_readers(csv_mb: int, xlsx_rows: int, work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     csv_path = work / f"bench_{csv_mb}mb.csv"
     if not csv_path.exists():
-        rows_per_mb = 11_000
-        frame(csv_mb * rows_per_mb).to_csv(csv_path, index=False)
+        per_row = len(frame(10_000).to_csv(index=False).encode()) / 10_000
+        frame(int(csv_mb * 1e6 / per_row)).to_csv(csv_path, index=False)
     xlsx_path = work / f"bench_{xlsx_rows}.xlsx"
     if not xlsx_path.exists():
         frame(xlsx_rows).drop(columns=["date"]).to_excel(xlsx_path, index=False)
     size = csv_path.stat().st_size / 1e6
-    print(f"\n## Readers (best of 2; CSV {size:,.0f} MB, XLSX {xlsx_rows:,} rows)")
-    ours, _ = best(lambda: readers.read_table(csv_path, max_bytes=1 << 40), 2)
+    print(f"\n## Readers (best of 3/2; CSV {size:,.0f} MB, XLSX {xlsx_rows:,} rows)")
+    ours, _ = best(lambda: readers.read_table(csv_path, max_bytes=1 << 40), 3)
     engine = readers.read_table(csv_path, max_bytes=1 << 40).engine
-    theirs, _ = best(lambda: pd.read_csv(csv_path), 2)
+    theirs, _ = best(lambda: pd.read_csv(csv_path), 3)
     print(
         f"CSV  dataask ({engine}): {ours:6.2f} s   pandas read_csv default: {theirs:6.2f} s"
         f"   speed-up x{theirs / ours:.2f}"

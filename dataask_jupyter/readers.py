@@ -542,6 +542,17 @@ def _plan_csv(path: str, head: bytes, size: int) -> _CsvPlan:
     )
 
 
+def _has_quotes(path: str) -> bool:
+    """Whether a ``"`` occurs anywhere in the file (a memchr scan: ~10 ms per 100 MB)."""
+    import mmap
+
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return m.find(b'"') != -1
+
+
 def _read_csv_pyarrow(path: str, plan: _CsvPlan) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -549,9 +560,11 @@ def _read_csv_pyarrow(path: str, plan: _CsvPlan) -> pd.DataFrame:
     table = pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(skip_rows=plan.skiprows, block_size=4 << 20),
-        # Quote-aware chunking costs ~25% but is needed: without it a quoted line break at
-        # a block edge is silently mis-read (seen with one-column files).
-        parse_options=pacsv.ParseOptions(delimiter=plan.delimiter, newlines_in_values=True),
+        # Quote-aware chunking costs ~35% but is needed when there are quotes: without it a
+        # quoted line break at a block edge is silently mis-read (seen with one-column files).
+        parse_options=pacsv.ParseOptions(
+            delimiter=plan.delimiter, newlines_in_values=_has_quotes(path)
+        ),
         convert_options=pacsv.ConvertOptions(
             null_values=_NA_VALUES,
             strings_can_be_null=True,
