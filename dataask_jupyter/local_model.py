@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dataask_jupyter.errors import LLMError
+from dataask_jupyter.processes import pid_alive
 
 __all__ = [
     "MODEL_FILENAME",
@@ -332,13 +333,7 @@ def _pid_alive(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None:  # our own child: reap it rather than mistake a zombie for a server
         return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _http_ok(url: str, *, timeout: float = 2.0, api_key: str | None = None) -> bool:

@@ -92,22 +92,6 @@ def test_killed_from_outside_mid_question(
 
 
 @needs_docker
-def test_timeout_replaces_container(docker_session: dataask.Session, llm: ScriptedLLM) -> None:
-    docker_session.settings.exec_timeout = 1.0
-    docker_session.settings.max_repairs = 0
-    docker_session.settings.static_checks = False
-    llm.on(
-        "spin",
-        "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
-        "while True:\n    pass\nresult = 1",
-    )
-    llm.on("count", "result = len(df)")
-    a = docker_session.ask("spin")
-    assert a.error is not None and "Ask.exec_timeout" in a.error
-    assert docker_session.ask("count").value == 3
-
-
-@needs_docker
 def test_orphans_of_dead_kernels_are_removed() -> None:
     import docker
 

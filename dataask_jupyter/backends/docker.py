@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dataask_jupyter.backends import BackendInfo, Limits
+from dataask_jupyter.processes import pid_alive
 
 LABEL = "dataask.sandbox"
 _HOST = socket.gethostname()
@@ -63,22 +64,12 @@ def remove_orphans(client: Any | None = None) -> int:
             pid = int(labels.get("dataask.pid", "0"))
         except ValueError:
             pid = 0
-        if pid and _pid_alive(pid) and labels.get("dataask.boot") == _boot_id():
+        if pid and pid_alive(pid) and labels.get("dataask.boot") == _boot_id():
             continue
         with contextlib.suppress(Exception):
             c.remove(force=True)
             removed += 1
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _boot_id() -> str:
