@@ -25,6 +25,8 @@ from dataask_jupyter.errors import SandboxError, SandboxTimeoutError
 from dataask_sandbox import protocol
 
 _GRACE = 5.0  # seconds past the execution timeout before the kernel kills the sandbox
+_MAX_STDOUT = 1 << 20  # characters of a run's stdout the kernel keeps (the server caps it lower)
+_SLACK = 16 << 20  # bytes one request may bring back beyond Ask.max_result_bytes
 
 
 @dataclass
@@ -114,28 +116,32 @@ class Sandbox:
             self.restarts += 1
         self._ever_started = True
         self._dir = Path(tempfile.mkdtemp(prefix="dataask-sandbox-"))
-        self._dir.chmod(0o777)  # the server runs as an unprivileged uid and creates the socket here
+        self._dir.chmod(0o755)  # mounted read-only in the sandbox: it writes nothing here
+        path = self._dir / "sandbox.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        path.chmod(0o666)  # the server connects from an unprivileged uid
+        listener.listen(1)
+        listener.settimeout(0.02)
         backend = self._factory()
         self.backend = backend
-        backend.start(self._dir)
-        path = self._dir / "sandbox.sock"
-        deadline = time.monotonic() + self.settings.start_timeout
-        sock: socket.socket | None = None
-        while time.monotonic() < deadline:
-            if not backend.alive():
-                log = self._dir / "server.log"
-                tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
-                self._teardown()
-                raise SandboxError(f"the sandbox server exited while starting. {tail}".strip())
-            if path.exists():
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            backend.start(self._dir)
+            deadline = time.monotonic() + self.settings.start_timeout
+            sock: socket.socket | None = None
+            while time.monotonic() < deadline:
                 try:
-                    s.connect(str(path))
-                    sock = s
+                    sock, _ = listener.accept()
                     break
-                except OSError:
-                    s.close()
-            time.sleep(0.02)
+                except TimeoutError:
+                    pass
+                if not backend.alive():
+                    log = self._dir / "server.log"
+                    tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+                    self._teardown()
+                    raise SandboxError(f"the sandbox server exited while starting. {tail}".strip())
+        finally:
+            listener.close()
         if sock is None:
             self._teardown()
             raise SandboxError(
@@ -203,6 +209,7 @@ class Sandbox:
         assert sock is not None
         sock.settimeout(timeout or self.settings.transport_timeout)
         replies: list[tuple[dict[str, Any], bytes]] = []
+        budget = self.settings.max_result_bytes + _SLACK
         try:
             protocol.send(sock, header, payload)
             while True:
@@ -223,6 +230,11 @@ class Sandbox:
                     continue
                 if msg[0]["type"] == "end":
                     return replies
+                budget -= len(msg[1]) + len(str(msg[0].get("text", "")))
+                if budget < 0:
+                    raise protocol.ProtocolError(
+                        "it sent more than Ask.max_result_bytes for one request"
+                    )
                 replies.append(msg)
         except TimeoutError:
             self._teardown()
@@ -291,7 +303,9 @@ class Sandbox:
         for header, payload in replies:
             t = header["type"]
             if t in ("stdout", "stderr"):
-                out.stdout += str(header.get("text", ""))
+                room = _MAX_STDOUT - len(out.stdout)
+                if room > 0:
+                    out.stdout += str(header.get("text", ""))[:room]
             elif t == "error":
                 out.error_name = str(header.get("ename", "Error"))
                 out.error = f"{out.error_name}: {header.get('evalue', '')}"
@@ -303,7 +317,7 @@ class Sandbox:
                 out.meta = header
                 try:
                     out.value = results.decode(header, payload)
-                except (SandboxError, ValueError, OSError) as exc:
+                except Exception as exc:  # whatever the bytes were, they are not an answer
                     out.error_name = "ResultError"
                     out.error = f"ResultError: the result could not be decoded: {exc}"
         if out.ok:

@@ -97,8 +97,9 @@ class DockerBackend:
     def run_options(self, socket_dir: Path) -> dict[str, Any]:
         """The ``containers.run`` keyword arguments (exposed so tests can check each flag)."""
         mem = f"{self.limits.memory_mb}m"
+        mem_bytes = self.limits.memory_mb * 1024 * 1024
         return {
-            "command": ["--socket", "/run/dataask/sandbox.sock"],
+            "command": ["--connect", "/run/dataask/sandbox.sock", "--reap-strays"],
             "detach": True,
             "network_mode": "none",
             "read_only": True,
@@ -111,7 +112,9 @@ class DockerBackend:
             "security_opt": ["no-new-privileges:true"],
             "user": "10001:10001",
             "environment": {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/mpl", "OMP_NUM_THREADS": "1"},
-            "volumes": {str(socket_dir): {"bind": "/run/dataask", "mode": "rw"}},
+            "volumes": {str(socket_dir): {"bind": "/run/dataask", "mode": "ro"}},
+            # stdout/stderr past the server's capture land here, on the host's disk: keep it small
+            "log_config": {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}},
             "ipc_mode": "private",
             "labels": {
                 LABEL: "1",
@@ -122,6 +125,8 @@ class DockerBackend:
             "ulimits": [
                 {"Name": "core", "Soft": 0, "Hard": 0},
                 {"Name": "nofile", "Soft": 256, "Hard": 256},
+                # malloc fails (MemoryError, a clear answer) before the cgroup's OOM kill
+                {"Name": "data", "Soft": mem_bytes, "Hard": mem_bytes},
                 {
                     "Name": "fsize",
                     "Soft": self.limits.tmpfs_mb * 1024 * 1024,

@@ -8,18 +8,22 @@ the user's home. Without bubblewrap it is only a separate process with resource 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import resource
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 from dataask_jupyter.backends import BackendInfo, Limits
 
 _SAFE_ENV = ("LANG", "LC_ALL", "TZ")
+_SERVER_IMPORTS = ("pandas", "numpy", "pyarrow", "plotly", "matplotlib", "dateutil", "pytz")
 
 
 def _python_roots() -> list[str]:
@@ -34,9 +38,15 @@ def _python_roots() -> list[str]:
 
     roots.add(str(Path(dataask_sandbox.__file__).resolve().parent.parent))
     roots.add(str(Path(sys.executable).resolve().parent))
-    for p in sys.path:
-        if p and os.path.isdir(p) and not p.startswith(("/usr/", "/tmp")):
-            roots.add(p)
+    # Not every sys.path entry: a notebook may have put a home or project directory there.
+    # Only where the server's own imports live (they may sit outside site-packages).
+    for mod in _SERVER_IMPORTS:
+        with contextlib.suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(mod)
+            if spec is not None and spec.origin:
+                roots.add(str(Path(spec.origin).resolve().parent.parent))
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        roots.add(site.getusersitepackages())
     out: list[str] = []
     for r in sorted({os.path.realpath(r) for r in roots}, key=len):
         if not any(r == o or r.startswith(o + os.sep) for o in out):
@@ -61,6 +71,51 @@ def bubblewrap_usable() -> bool:
     return r.returncode == 0
 
 
+def _make_cgroups(limits: Limits) -> list[Path]:
+    """As root, RLIMIT_NPROC binds nothing: give the sandbox its own pids (and memory) cgroup.
+
+    cgroup v2 (one hierarchy) or v1 (``pids`` and ``memory`` hierarchies); [] when neither is
+    writable here -- then ``info()`` says the process count is not limited.
+    """
+    name = f"dataask-{os.getpid()}-{time.monotonic_ns()}"
+    base = Path("/sys/fs/cgroup")
+    made: list[Path] = []
+    try:
+        if (base / "cgroup.controllers").exists():  # v2
+            d = base / name
+            d.mkdir()
+            made.append(d)
+            (d / "pids.max").write_text(str(limits.pids))
+            with contextlib.suppress(OSError):
+                (d / "memory.max").write_text(str(limits.memory_mb * 1024 * 1024))
+            return made
+        d = base / "pids" / name
+        d.mkdir()
+        made.append(d)
+        (d / "pids.max").write_text(str(limits.pids))
+        with contextlib.suppress(OSError):
+            m = base / "memory" / name
+            m.mkdir()
+            made.append(m)
+            (m / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 1024 * 1024))
+        return made
+    except OSError:
+        _remove_cgroups(made)
+        return []
+
+
+def _remove_cgroups(dirs: list[Path]) -> None:
+    for d in reversed(dirs):
+        for _ in range(50):  # the processes may take a moment to leave
+            try:
+                d.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
 class LocalBackend:
     """Run the sandbox server as a child process, bubblewrap-isolated when possible."""
 
@@ -70,11 +125,12 @@ class LocalBackend:
         self.limits = limits
         self.use_bwrap = bubblewrap_usable() if use_bwrap is None else use_bwrap
         self.proc: subprocess.Popen[bytes] | None = None
+        self.cgroups: list[Path] = []
 
     def _command(self, socket_dir: Path) -> list[str]:
         server = [sys.executable, "-I", "-m", "dataask_sandbox"]
         if not self.use_bwrap:
-            return [*server, "--socket", str(socket_dir / "sandbox.sock")]
+            return [*server, "--connect", str(socket_dir / "sandbox.sock")]
         cmd = [
             "bwrap",
             "--unshare-all",
@@ -106,8 +162,12 @@ class LocalBackend:
             "--size",
             str(self.limits.tmpfs_mb * 1024 * 1024),
             "--tmpfs",
+            "/dev/shm",
+            "--size",
+            str(self.limits.tmpfs_mb * 1024 * 1024),
+            "--tmpfs",
             "/tmp",
-            "--bind",
+            "--ro-bind",
             str(socket_dir),
             "/run/dataask",
             "--clearenv",
@@ -126,9 +186,13 @@ class LocalBackend:
         for root in _python_roots():
             if not root.startswith("/usr/"):
                 cmd += ["--ro-bind", root, root]
-        return [*cmd, *server, "--socket", "/run/dataask/sandbox.sock"]
+        # bubblewrap's scratch root and /dev are unbounded tmpfs: make them read-only last.
+        cmd += ["--remount-ro", "/dev", "--remount-ro", "/"]
+        return [*cmd, *server, "--connect", "/run/dataask/sandbox.sock", "--reap-strays"]
 
     def _preexec(self) -> None:
+        for d in self.cgroups:  # before exec: the sandbox starts inside its cgroups
+            (d / "cgroup.procs").write_text(str(os.getpid()))
         mem = self.limits.memory_mb * 1024 * 1024
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
@@ -142,6 +206,8 @@ class LocalBackend:
                 resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.pids, self.limits.pids))
 
     def start(self, socket_dir: Path) -> None:
+        if os.geteuid() == 0 and not self.cgroups:
+            self.cgroups = _make_cgroups(self.limits)
         env = {k: os.environ[k] for k in _SAFE_ENV if k in os.environ}
         env.update(
             {
@@ -177,6 +243,8 @@ class LocalBackend:
             proc.kill()
         with contextlib.suppress(Exception):
             proc.wait(timeout=5)
+        _remove_cgroups(self.cgroups)
+        self.cgroups = []
 
     def info(self) -> BackendInfo:
         if self.use_bwrap:

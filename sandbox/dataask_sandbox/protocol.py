@@ -82,7 +82,7 @@ def recv(
         raise ProtocolError(f"header of {hlen} bytes is over the cap of {MAX_HEADER_BYTES}")
     try:
         header = json.loads(bytes(_recv_exact(sock, hlen)))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(f"header is not JSON: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
         raise ProtocolError("header is not an object with a 'type'")

@@ -83,7 +83,7 @@ def _short_traceback(exc: BaseException) -> str:
 class Server:
     """State of one sandbox: datasets by name, the previous answer, and the request handlers."""
 
-    def __init__(self, max_output: int = 64 * 1024) -> None:
+    def __init__(self, max_output: int = 64 * 1024, reap_strays: bool = False) -> None:
         import numpy as np
         import pandas as pd
 
@@ -94,6 +94,7 @@ class Server:
         self.frames: dict[str, Any] = {}
         self.prev: Any = None
         self.max_output = max_output
+        self.reap_strays = reap_strays  # only in a PID namespace of our own (kill(-1) below)
         signal.signal(signal.SIGALRM, _on_alarm)
 
     # --- requests -------------------------------------------------------------------------
@@ -172,6 +173,7 @@ class Server:
         }
         out = _CappedText(self.max_output)
         started = time.perf_counter()
+        owner = os.getpid()
         try:
             compiled = compile(code, _ANSWER_FILE, "exec")
             signal.setitimer(signal.ITIMER_REAL, timeout)
@@ -179,7 +181,11 @@ class Server:
                 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                     exec(compiled, ns)
             finally:
+                if os.getpid() != owner:  # a process the code forked: it never speaks for us
+                    os._exit(0)
                 signal.setitimer(signal.ITIMER_REAL, 0)
+                if self.reap_strays:
+                    _reap_strays()
         except ExecutionTimeout:
             self._error(sock, out, "Timeout", f"the code ran longer than {timeout:g} s", "")
             return
@@ -226,9 +232,73 @@ class Server:
         protocol.send(sock, {"type": "error", "ename": ename, "evalue": evalue, "traceback": tb})
 
 
-def serve(path: str, *, max_payload: int, max_output: int) -> None:
-    """Listen on the Unix socket ``path`` and serve connections one at a time until shutdown."""
-    server = Server(max_output=max_output)
+def _reap_strays() -> None:
+    """Kill every other process in our PID namespace (what the code left running) and reap them.
+
+    Only where the server is the first process of its own PID namespace (pid 1 in a container,
+    2 under bubblewrap's init): anywhere else ``kill(-1)`` would reach the user's processes.
+    """
+    me = os.getpid()
+    if me > 2:
+        return
+    for _ in range(200):
+        with contextlib.suppress(OSError):
+            os.kill(-1, signal.SIGKILL)  # everyone but ourselves and the namespace's init
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+        if not others:
+            return
+        time.sleep(0.005)
+
+
+def _serve_connection(server: Server, conn: socket.socket, max_payload: int) -> bool:
+    """Greet and serve one kernel connection; False when the kernel asked to shut down."""
+    protocol.send(
+        conn,
+        {
+            "type": "ready",
+            "version": __version__,
+            "pid": os.getpid(),
+            "protocol": protocol.PROTOCOL_VERSION,
+            "python": sys.version.split()[0],
+            "pandas": server.pd.__version__,
+        },
+    )
+    while True:
+        try:
+            header, payload = protocol.recv(conn, max_payload)
+        except protocol.ProtocolError:
+            return True
+        try:
+            if not server.handle(conn, header, payload):
+                return False
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+
+
+def serve(
+    path: str,
+    *,
+    max_payload: int,
+    max_output: int,
+    connect: bool = False,
+    reap_strays: bool = False,
+) -> None:
+    """Serve the kernel on the Unix socket ``path``: listen there (one connection at a time,
+    until shutdown), or with ``connect`` dial the kernel's socket and serve that one connection
+    (then the directory can be mounted read-only)."""
+    server = Server(max_output=max_output, reap_strays=reap_strays)
+    if connect:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(path)
+            _serve_connection(server, conn, max_payload)
+        return
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -238,32 +308,20 @@ def serve(path: str, *, max_payload: int, max_output: int) -> None:
     while True:
         conn, _ = listener.accept()
         with conn:
-            protocol.send(
-                conn,
-                {
-                    "type": "ready",
-                    "version": __version__,
-                    "pid": os.getpid(),
-                    "protocol": protocol.PROTOCOL_VERSION,
-                    "python": sys.version.split()[0],
-                    "pandas": server.pd.__version__,
-                },
-            )
-            while True:
-                try:
-                    header, payload = protocol.recv(conn, max_payload)
-                except protocol.ProtocolError:
-                    break
-                try:
-                    if not server.handle(conn, header, payload):
-                        return
-                except (BrokenPipeError, ConnectionResetError):
-                    break
+            if not _serve_connection(server, conn, max_payload):
+                return
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dataask_sandbox", description=__doc__)
-    parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", help="Unix socket path to listen on")
+    where.add_argument("--connect", help="the kernel's Unix socket to connect to")
+    parser.add_argument(
+        "--reap-strays",
+        action="store_true",
+        help="after each run kill every other process (only in a PID namespace of its own)",
+    )
     parser.add_argument(
         "--max-payload",
         type=int,
@@ -275,5 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve(args.socket, max_payload=args.max_payload, max_output=args.max_output)
+    serve(
+        args.connect or args.socket,
+        max_payload=args.max_payload,
+        max_output=args.max_output,
+        connect=bool(args.connect),
+        reap_strays=args.reap_strays,
+    )
     return 0
