@@ -152,10 +152,10 @@ def test_execution_timeout_restarts_and_keeps_history(
     assert len(session.history) == 2
 
 
-def test_hard_timeout_kills_and_restarts_sandbox(
+def test_run_that_ignores_its_alarm_is_killed(
     session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
 ) -> None:
-    # Code that disables the sandbox's own alarm: only the kernel's kill can stop it.
+    # Code that disables the alarm in its own process: the server kills that run's process.
     session.settings.exec_timeout = 1.0
     session.settings.max_repairs = 0
     session.settings.static_checks = False
@@ -167,8 +167,56 @@ def test_hard_timeout_kills_and_restarts_sandbox(
     llm.on("count", "result = len(df)")
     a = session.ask("spin")
     assert a.error is not None and "Ask.exec_timeout" in a.error
-    assert session.ask("count").value == 4000  # datasets re-sent to the new sandbox
+    assert session.ask("count").value == 4000
+    assert session.sandbox.restarts == 0  # only the run died; the sandbox and its data stay
+
+
+def test_server_that_hangs_is_replaced(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
+    # The last line of defence: a sandbox that stops answering is killed by the kernel and
+    # replaced, with the datasets re-sent.
+    session.settings.exec_timeout = 1.0
+    llm.on("count", "result = len(df)")
+    assert session.ask("count").value == 4000
+    backend = session.sandbox.backend
+    assert backend is not None
+    _freeze(backend)
+    a = session.ask("count again")
+    if a.error is not None:  # noticed mid-question: killed after exec_timeout + grace
+        assert "Ask.exec_timeout" in a.error and "restarted" in a.error
+    else:  # noticed before the question (Docker reports the container paused): replaced first
+        assert a.value == 4000
+    assert session.ask("count").value == 4000
     assert session.sandbox.restarts == 1
+
+
+def _freeze(backend: object) -> None:
+    """SIGSTOP the sandbox server (the process, or the container's processes)."""
+    import signal
+    import subprocess
+
+    container = getattr(backend, "container", None)
+    if container is not None:
+        subprocess.run(["docker", "pause", container.id], check=True, capture_output=True)
+        return
+    proc = getattr(backend, "proc", None)
+    assert proc is not None
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    family, grew = {proc.pid}, True
+    while grew:
+        more = {pid for pid, ppid in parents.items() if ppid in family} - family
+        family |= more
+        grew = bool(more)
+    for pid in family:
+        os.kill(pid, signal.SIGSTOP)
 
 
 def test_sandbox_killed_from_outside(

@@ -92,7 +92,7 @@ class Server:
         self.pd = pd
         self.np = np
         self.frames: dict[str, Any] = {}
-        self.prev: Any = None
+        self.prev_msg: tuple[dict[str, Any], bytes] | None = None  # the last answer, encoded
         self.max_output = max_output
         self.reap_strays = reap_strays  # only in a PID namespace of our own (kill(-1) below)
         signal.signal(signal.SIGALRM, _on_alarm)
@@ -112,10 +112,10 @@ class Server:
             self.frames.pop(str(header["name"]), None)
             protocol.send(sock, {"type": "ok"})
         elif kind == "reset":
-            self.prev = None
+            self.prev_msg = None
             protocol.send(sock, {"type": "ok"})
         elif kind == "set_prev":
-            self.prev = self._decode_value(header, payload)
+            self.prev_msg = ({"kind": header.get("kind"), "name": header.get("name")}, payload)
             protocol.send(sock, {"type": "ok"})
         elif kind == "exec":
             self._exec(sock, header)
@@ -150,9 +150,109 @@ class Server:
             return s.rename(header.get("name"))
         if kind == "json":
             return json.loads(payload)
+        if kind == "figure":
+            import plotly.io as pio
+
+            return pio.from_json(payload.decode(), output_type="Figure", skip_invalid=True)
         return None
 
     def _exec(self, sock: socket.socket, header: dict[str, Any]) -> None:
+        """Run the code in a forked child that cannot reach the kernel's socket.
+
+        Whatever the code does to its process (patching pandas, forging frames, forking,
+        exhausting memory) ends with the child; the server relays only well-formed replies.
+        """
+        timeout = float(header.get("timeout", 60))
+        max_bytes = int(header.get("max_result_bytes", 256 * 1024 * 1024))
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the child: run, report on `theirs`, never return into the server
+            try:
+                ours.close()
+                sock.close()
+                for sig in _IGNORED_SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                self._run(theirs, header)
+                protocol.send(theirs, {"type": "done"})
+            finally:
+                os._exit(0)
+        theirs.close()
+        try:
+            self._relay(ours, sock, pid, timeout, max_bytes)
+        finally:
+            ours.close()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            if self.reap_strays:
+                _reap_strays()
+
+    def _relay(
+        self, child: socket.socket, sock: socket.socket, pid: int, timeout: float, max_bytes: int
+    ) -> None:
+        """Forward the child's replies to the kernel, re-built field by field and capped."""
+        deadline = time.monotonic() + timeout + 2.0  # the child's own alarm fires at `timeout`
+        answered = False
+        stdout_room = self.max_output + 200  # the child caps its own; a forged flood stops here
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                child.settimeout(remaining)
+                h, payload = protocol.recv(child, max_bytes, discard_oversize=True)
+            except protocol.PayloadTooLarge as exc:
+                self._send_error(
+                    sock,
+                    "ResultTooLarge",
+                    f"the result is {exc.size:,} bytes, over "
+                    f"the cap of {exc.cap:,} (Ask.max_result_bytes)",
+                )
+                return
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                self._send_error(sock, "Timeout", f"the code ran longer than {timeout:g} s")
+                return
+            except protocol.ProtocolError:  # the child is gone without a word
+                if not answered:
+                    self._send_error(sock, "Crash", _exit_reason(pid))
+                return
+            kind = h.get("type")
+            if kind == "done":
+                return
+            if kind == "stdout" and not answered and stdout_room > 0:
+                text = str(h.get("text", ""))[:stdout_room]
+                stdout_room -= len(text)
+                protocol.send(sock, {"type": "stdout", "text": text})
+            elif kind == "error" and not answered:
+                answered = True
+                self._send_error(
+                    sock,
+                    str(h.get("ename", "Error"))[:100],
+                    str(h.get("evalue", ""))[:2000],
+                    str(h.get("traceback", ""))[:4000],
+                )
+            elif kind == "result" and not answered:
+                answered = True
+                meta = {k: h[k] for k in _RESULT_KEYS if k in h and _plain(h[k])}
+                protocol.send(sock, {"type": "result", **meta}, payload)
+                self.prev_msg = (meta, payload)
+
+    def _send_error(self, sock: socket.socket, ename: str, evalue: str, tb: str = "") -> None:
+        protocol.send(sock, {"type": "error", "ename": ename, "evalue": evalue, "traceback": tb})
+
+    def _prev(self, code: Any) -> Any:
+        """The previous answer as a value, decoded only when the code refers to ``prev``."""
+        if self.prev_msg is None or "prev" not in _names(code):
+            return None
+        try:
+            return self._decode_value(*self.prev_msg)
+        except Exception:
+            return None
+
+    def _run(self, sock: socket.socket, header: dict[str, Any]) -> None:
+        """Run the code here (in the child) and report stdout, then a result or an error."""
         from dataask_sandbox.encode import TooLarge, encode_result
 
         code = str(header["code"])
@@ -169,13 +269,14 @@ class Server:
             "go": _LazyModule("plotly.graph_objects"),
             "df": frames.get(active) if active else None,
             "dfs": frames,
-            "prev": self.prev,
+            "prev": None,
         }
         out = _CappedText(self.max_output)
         started = time.perf_counter()
         owner = os.getpid()
         try:
             compiled = compile(code, _ANSWER_FILE, "exec")
+            ns["prev"] = self._prev(compiled)
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
                 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
@@ -184,8 +285,6 @@ class Server:
                 if os.getpid() != owner:  # a process the code forked: it never speaks for us
                     os._exit(0)
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                if self.reap_strays:
-                    _reap_strays()
         except ExecutionTimeout:
             self._error(sock, out, "Timeout", f"the code ran longer than {timeout:g} s", "")
             return
@@ -219,7 +318,6 @@ class Server:
                 "",
             )
             return
-        self.prev = value
         if out.size or out.dropped:
             protocol.send(sock, {"type": "stdout", "text": out.text()})
         protocol.send(sock, {"type": "result", "seconds": round(elapsed, 6), **meta}, payload)
@@ -230,6 +328,48 @@ class Server:
         if out.size or out.dropped:
             protocol.send(sock, {"type": "stdout", "text": out.text()})
         protocol.send(sock, {"type": "error", "ename": ename, "evalue": evalue, "traceback": tb})
+
+
+_IGNORED_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+_RESULT_KEYS = ("kind", "rows", "columns", "name", "pytype", "mime", "seconds")
+
+
+def _plain(v: Any) -> bool:
+    return v is None or (isinstance(v, (str, int, float, bool)) and len(str(v)) < 300)
+
+
+def _names(code: Any) -> set[str]:
+    """Every global name a code object (or one nested in it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names(const)
+    return names
+
+
+def _exit_reason(pid: int) -> str:
+    """Why the child ended, read without reaping it (the caller reaps)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        info = None
+    if info is None:
+        return "the run ended without an answer"
+    if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
+        if info.si_status == signal.SIGKILL:
+            return (
+                "the run was killed (signal 9), most likely for using too much memory "
+                "(Ask.sandbox_memory_mb)"
+            )
+        return f"the run was killed by signal {info.si_status}"
+    return f"the run ended its process (exit status {info.si_status}) without an answer"
 
 
 def _reap_strays() -> None:
@@ -332,7 +472,10 @@ def main(argv: list[str] | None = None) -> int:
         "--max-output", type=int, default=64 * 1024, help="characters of stdout/stderr kept per run"
     )
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # The code runs in children of this process and may signal it: only SIGKILL (the kernel's
+    # way to stop a sandbox) ends the server; SIGKILL to pid 1 of a container is ignored too.
+    for sig in _IGNORED_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     serve(
         args.connect or args.socket,
         max_payload=args.max_payload,

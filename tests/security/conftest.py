@@ -74,14 +74,9 @@ HEALTHY_VALUE = 1006
 #: ``xfail(strict=True)`` with these; remove an entry once the hole is fixed.
 # Holes found by this battery and fixed since: socket-dir-disk, bwrap-root-tmpfs, docker-log-disk,
 # local-fork-root, forked-children-speak, docker-oom-message, kernel-stdout-unbounded,
-# kernel-decode-crash, syspath-bound. Tests still name them; only open holes are listed here.
-HOLES: dict[str, tuple[frozenset[str], str]] = {
-    "state-persists": (
-        frozenset({"local", "docker"}),
-        "generated code runs inside the long-lived server process and can reach its socket: one "
-        "answer's code can patch pandas or forge frames and falsify later answers",
-    ),
-}
+# kernel-decode-crash, syspath-bound, state-persists (each run now happens in a forked child
+# that holds no socket). Tests still name them; only open holes are listed here.
+HOLES: dict[str, tuple[frozenset[str], str]] = {}
 
 
 def known_hole(request: pytest.FixtureRequest, backend: str, *names: str) -> None:

@@ -243,9 +243,10 @@ for pid in targets:
 result = out
 """
     a = box.attack(code, "kill the parent", dataset="pids")
-    # This process is alive (we are here) and the box checked the bystander. The run itself may
-    # end in SystemExit: in Docker the server is pid 1 and kill(0, SIGTERM) reaches itself.
-    assert a.error is None or a.error.startswith("SystemExit"), a.error
+    # This process is alive (we are here) and the box checked the bystander. The run's parent is
+    # the sandbox server: under bubblewrap (pid 2) SIGKILL ends it and the sandbox is replaced;
+    # in Docker it is pid 1, which ignores signals from inside its namespace.
+    assert a.error is None or "restarted" in a.error, a.error
     box.healthy()
 
 
