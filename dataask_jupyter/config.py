@@ -95,6 +95,14 @@ class Ask(Configurable):
     ).tag(config=True)
     profile_max_chars = Int(6000, help="Hard cap on one dataset's prompt summary.").tag(config=True)
     show_code = Bool(True, help="Show the generated code under each answer.").tag(config=True)
+    formula_guard = Bool(
+        True,
+        help="Neutralise spreadsheet formulas in CSV/XLSX exports "
+        "(cells starting with = + - @, tab or CR).",
+    ).tag(config=True)
+    max_upload_bytes = Int(256 << 20, help="Largest file %ask upload accepts (bytes).").tag(
+        config=True
+    )
 
     @default("llm")
     def _llm_default(self) -> str:

@@ -116,7 +116,7 @@ class AskMagics(Magics):
                 "write a question: %ask QUESTION, or %%ask with the question in the cell"
             )
         answer = self.session.ask(question, dataset=dataset)
-        display_answer(answer)
+        display_answer(answer, self.settings)
         if output:
             if not output.isidentifier():
                 raise UsageError(f"-o needs a variable name, not {output!r}")
@@ -132,7 +132,7 @@ class AskMagics(Magics):
 
     def _cmd_load(self, rest: str) -> None:
         args = parse_argstring(_load_args, rest)
-        sheet: str | int | None = args.sheet
+        sheet: str | int | None = args.sheet.strip("\"'") if args.sheet else None
         if isinstance(sheet, str) and sheet.isdigit():
             sheet = int(sheet)
         source: Any = args.path.strip("\"'")
@@ -145,7 +145,7 @@ class AskMagics(Magics):
             name = args.name or source
             source = ns[source]
         else:
-            name = args.name
+            name = args.name.strip("\"'") if args.name else None
         ds = self.session.load(source, name=name, sheet=sheet)
         print(f"Loaded {ds.summary()}")
         if ds.sheets and len(ds.sheets) > 1:
@@ -209,9 +209,8 @@ class AskMagics(Magics):
 
     def _cmd_export(self, rest: str) -> None:
         args = parse_argstring(_export_args, rest)
-        path = self.session.export(
-            args.path, turn=args.turn, formula_guard=not args.no_formula_guard
-        )
+        options = {"formula_guard": False} if args.no_formula_guard else {}
+        path = self.session.export(args.path, turn=args.turn, **options)
         print(f"Wrote {path}")
 
 

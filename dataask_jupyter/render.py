@@ -1,17 +1,150 @@
-"""Rendering for now: plain rich reprs of the value plus the code, folded (widgets come later).
+"""The render stage: how an answer looks, as text, as HTML and (in a widget frontend) as widgets.
 
-Everything user- or LLM-controlled is HTML-escaped; a ``text/plain`` fallback is always there.
+``display_answer`` is what the magics call. With a kernel and ``ipywidgets`` + ``anywidget``
+installed it shows the widget view (``dataask_jupyter.widgets.AnswerView``); every bundle also
+carries ``text/plain`` (headless runs, nbval) and ``text/html`` (nbconvert, saved notebooks).
+Everything user- or LLM-controlled is HTML-escaped. Cell formatting and the automatic chart of a
+Series live here so the widgets, the exporter and the fallbacks agree.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import html
+import math
+import numbers
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+from pandas.api import types as ptypes
 
 if TYPE_CHECKING:
     from dataask_jupyter.session import Answer
+
+__all__ = [
+    "answer_mimebundle",
+    "answer_text",
+    "auto_chart",
+    "can_chart",
+    "display_answer",
+    "format_cell",
+    "headline",
+    "is_figure",
+    "value_text",
+    "widgets_enabled",
+]
+
+#: ``None``: widgets when a kernel and the widget packages are there; ``True``/``False`` forces.
+use_widgets: bool | None = None
+#: Longest text shown in one table cell (the full value stays in the data and the exports).
+MAX_CELL_CHARS = 300
+#: Series/tables up to this many rows get an automatic chart.
+MAX_CHART_ROWS = 5_000
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+# --- values as text ---------------------------------------------------------------------------
+def is_figure(value: Any) -> bool:
+    """A plotly figure (what the sandbox's chart specs decode to)."""
+    return type(value).__module__.startswith("plotly") and hasattr(value, "to_plotly_json")
+
+
+def _is_null(v: Any) -> bool:
+    if v is None or v is pd.NaT or v is pd.NA:
+        return True
+    if isinstance(v, float):
+        return math.isnan(v)
+    if isinstance(v, np.floating):
+        return bool(np.isnan(v))
+    return False
+
+
+def _fmt_float(f: float) -> str:
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    if f == 0 or 1e-4 <= abs(f) < 1e15:
+        return np.format_float_positional(f, precision=6, trim="-")
+    return f"{f:.6g}"
+
+
+def format_cell(v: Any, date_only: bool = False) -> str | None:
+    """One cell as display text (``None`` for a missing value); long text is cut."""
+    if _is_null(v):
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        return _fmt_float(float(v))
+    if isinstance(v, pd.Timestamp):
+        return v.strftime("%Y-%m-%d") if date_only else str(v)
+    if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
+        return v.isoformat(sep=" ") if isinstance(v, _dt.datetime) else v.isoformat()
+    text = v if isinstance(v, str) else str(v)
+    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
+
+
+def is_date_only(s: pd.Series) -> bool:
+    """True for a datetime column whose values all fall on midnight (shown as dates)."""
+    if not ptypes.is_datetime64_any_dtype(s.dtype):
+        return False
+    v = s.dropna()
+    return bool((v == v.dt.normalize()).all())
+
+
+def format_number(v: Any) -> str:
+    """A number for a headline: thousands separators, sensible decimals."""
+    if isinstance(v, (bool, np.bool_)):
+        return "Yes" if v else "No"
+    if isinstance(v, numbers.Integral):
+        return f"{int(v):,}"
+    f = float(v)
+    if math.isnan(f) or math.isinf(f):
+        return str(f)
+    if f.is_integer() and abs(f) < 1e15:
+        return f"{f:,.0f}"
+    if abs(f) >= 1000:
+        return f"{f:,.2f}"
+    return f"{f:.6g}"
+
+
+def _noun(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "a yes/no answer"
+    if isinstance(value, numbers.Number):
+        return "a number"
+    if isinstance(value, str):
+        return "a text"
+    if isinstance(value, (list, tuple)):
+        n = len(value)
+        return f"a list of {n:,} item{'s' if n != 1 else ''}"
+    if isinstance(value, (pd.Timestamp, _dt.date, _dt.datetime)):
+        return "a date"
+    return f"a {type(value).__name__}"
+
+
+def headline(value: Any, max_items: int = 12) -> tuple[str, str]:
+    """``(headline, kind)`` for a scalar or list answer, e.g. ``("1,234.50", "a number")``."""
+    if isinstance(value, (list, tuple)):
+        items = [headline(v)[0] for v in value[:max_items]]
+        more = len(value) - len(items)
+        text = ", ".join(items) + (f", … (+{more:,} more)" if more > 0 else "")
+        return text or "(empty list)", _noun(value)
+    if _is_null(value):
+        return "no value (null)", "a missing value"
+    if isinstance(value, (numbers.Number, np.bool_)):
+        return format_number(value), _noun(value)
+    if isinstance(value, (pd.Timestamp, _dt.date)):
+        return format_cell(value, date_only=value == pd.Timestamp(value).normalize()) or "", _noun(
+            value
+        )
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > 2000:
+        text = text[:1999] + "…"
+    return text, _noun(value)
 
 
 def value_text(value: Any, max_rows: int = 20) -> str:
@@ -20,7 +153,7 @@ def value_text(value: Any, max_rows: int = 20) -> str:
             "display.max_rows", max_rows, "display.max_columns", 20, "display.width", 120
         ):
             return str(value)
-    if hasattr(value, "to_plotly_json"):
+    if is_figure(value):
         from dataask_jupyter.results import summarize
 
         return summarize(value)
@@ -28,6 +161,7 @@ def value_text(value: Any, max_rows: int = 20) -> str:
 
 
 def answer_text(a: Answer) -> str:
+    """The plain-text view: question, value (or error), code. Never a traceback."""
     lines = [f"[{a.number}] {a.question}"]
     if a.ok:
         lines.append(value_text(a.value))
@@ -44,34 +178,47 @@ def answer_text(a: Answer) -> str:
     return "\n".join(lines)
 
 
+# --- HTML fallback ----------------------------------------------------------------------------
+_STYLE = (
+    "<style>.dataask-answer{font-family:var(--jp-ui-font-family,sans-serif)}"
+    ".dataask-answer .dataask-q{color:var(--jp-ui-font-color2,#666);font-size:90%}"
+    ".dataask-answer .dataask-headline{font-size:1.6em;font-weight:600;margin:.2em 0}"
+    ".dataask-answer .dataask-error{color:#b00020;white-space:pre-wrap}</style>"
+)
+
+
 def _value_html(value: Any) -> str:
     if isinstance(value, pd.DataFrame):
         return value.to_html(max_rows=20, max_cols=20, escape=True, border=0)
     if isinstance(value, pd.Series):
         return value.to_frame().to_html(max_rows=20, escape=True, border=0)
-    if hasattr(value, "to_plotly_json"):
-        return "<div><i>chart shown above</i></div>"
+    if is_figure(value):
+        return f"<div><i>{html.escape(value_text(value))}</i></div>"
     if hasattr(value, "_repr_png_"):
         import base64
 
         data = base64.b64encode(value._repr_png_()).decode()
         return f'<img src="data:image/png;base64,{data}" alt="chart"/>'
-    return f'<div class="dataask-scalar"><b>{html.escape(value_text(value))}</b></div>'
+    if value is None:
+        return "<div><i>no value (the code set result = None)</i></div>"
+    big, kind = headline(value)
+    return (
+        f'<div class="dataask-headline">{html.escape(big)}</div>'
+        f"<div><small>{html.escape(kind)}</small></div>"
+    )
 
 
-def answer_mimebundle(a: Answer) -> dict[str, Any]:
-    """``text/plain`` always, ``text/html`` for notebooks; charts also as plotly JSON."""
-    bundle: dict[str, Any] = {"text/plain": answer_text(a)}
+def answer_html(a: Answer) -> str:
+    """The HTML fallback (nbconvert, saved notebooks): deterministic, escaped."""
     parts = [
-        f'<div class="dataask-answer"><div><small>[{a.number}] '
-        f"{html.escape(a.question)}</small></div>"
+        _STYLE,
+        f'<div class="dataask-answer"><div class="dataask-q">[{a.number}] '
+        f"{html.escape(a.question)}</div>",
     ]
     if a.ok:
         parts.append(_value_html(a.value))
     else:
-        parts.append(
-            f'<div class="dataask-error" style="color:#b00020">{html.escape(a.error or "")}</div>'
-        )
+        parts.append(f'<div class="dataask-error">{html.escape(a.error or "")}</div>')
     if a.code:
         label = "code" if a.ok else "code that failed"
         parts.append(
@@ -79,14 +226,148 @@ def answer_mimebundle(a: Answer) -> dict[str, Any]:
             f"{html.escape(a.code)}</code></pre></details>"
         )
     parts.append("</div>")
-    bundle["text/html"] = "".join(parts)
+    return "".join(parts)
+
+
+def fallback_bundle(a: Answer, chart: bool = True) -> dict[str, Any]:
+    """``text/plain`` + ``text/html``, and (``chart``) a figure as plotly JSON."""
+    bundle: dict[str, Any] = {"text/plain": answer_text(a), "text/html": answer_html(a)}
+    if chart and a.ok and is_figure(a.value):
+        bundle[PLOTLY_MIME] = _plotly_json(a.value)
     return bundle
 
 
-def display_answer(a: Answer) -> None:
-    """Show an answer in the notebook: a chart through plotly's own renderer, then the answer."""
+def _plotly_json(fig: Any) -> dict[str, Any]:
+    import json
+
+    import plotly.io as pio
+
+    spec: dict[str, Any] = json.loads(pio.to_json(fig, validate=False))
+    spec.setdefault("config", {"responsive": True})
+    return spec
+
+
+def widgets_enabled() -> bool:
+    """Show widgets? Only inside a kernel, with ipywidgets and anywidget importable."""
+    if use_widgets is not None:
+        return use_widgets
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return False
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    try:
+        import anywidget  # noqa: F401
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def answer_mimebundle(a: Answer, widgets: bool | None = None) -> dict[str, Any]:
+    """The answer's display bundle: the widget view when widgets are on, and the fallbacks."""
+    if widgets if widgets is not None else widgets_enabled():
+        from dataask_jupyter.widgets import AnswerView
+
+        return AnswerView(a)._repr_mimebundle_()
+    return fallback_bundle(a)
+
+
+def display_answer(a: Answer, settings: Any = None) -> None:
+    """Show an answer in the notebook (what ``%%ask`` calls): the widget view when widgets are
+    on; otherwise a chart through plotly's own renderer, then the text/HTML answer.
+
+    ``settings`` (the session's ``Ask``) supplies ``formula_guard`` for the export buttons.
+    """
     from IPython.display import display
 
-    if a.ok and hasattr(a.value, "to_plotly_json"):
+    if widgets_enabled():
+        from dataask_jupyter.widgets import AnswerView
+
+        guard = bool(getattr(settings, "formula_guard", True))
+        display(AnswerView(a, formula_guard=guard))
+        return
+    if a.ok and is_figure(a.value):
         display(a.value)
-    display(a)
+    display(fallback_bundle(a, chart=False), raw=True)
+
+
+# --- automatic charts -------------------------------------------------------------------------
+def _label_index(idx: pd.Index) -> pd.Index:
+    if isinstance(idx, pd.MultiIndex):
+        return pd.Index([" / ".join(str(p) for p in t) for t in idx])
+    return idx
+
+
+def _chart_source(value: Any) -> tuple[pd.Index, pd.DataFrame, str] | None:
+    """``(x, numeric columns, x title)`` when ``value`` reads as one series over labels."""
+    if isinstance(value, pd.Series):
+        if not ptypes.is_numeric_dtype(value.dtype) or ptypes.is_bool_dtype(value.dtype):
+            return None
+        name = "value" if value.name is None else str(value.name)
+        return value.index, value.to_frame(name), _index_title(value.index)
+    if not isinstance(value, pd.DataFrame) or value.empty:
+        return None
+    numeric = [
+        c
+        for c in value.columns
+        if ptypes.is_numeric_dtype(value[c].dtype) and not ptypes.is_bool_dtype(value[c].dtype)
+    ]
+    others = [c for c in value.columns if c not in numeric]
+    if not numeric:
+        return None
+    default_index = isinstance(value.index, pd.RangeIndex)
+    if default_index and len(others) == 1:
+        x = pd.Index(value[others[0]])
+        return x, value[numeric[:10]], str(others[0])
+    if not default_index and not others:
+        return value.index, value[numeric[:10]], _index_title(value.index)
+    return None
+
+
+def _index_title(idx: pd.Index) -> str:
+    names = [str(n) for n in idx.names if n is not None]
+    return " / ".join(names)
+
+
+def can_chart(value: Any) -> bool:
+    """Whether ``auto_chart`` would draw ``value`` (cheap: builds nothing)."""
+    if isinstance(value, (pd.DataFrame, pd.Series)) and not 1 <= len(value) <= MAX_CHART_ROWS:
+        return False
+    return _chart_source(value) is not None
+
+
+def auto_chart(value: Any, title: str = "") -> Any:
+    """A plotly figure for a Series or a grouped table (labels + numbers); ``None`` otherwise.
+
+    Dates on the x axis give a line chart, labels a bar chart. The figure is built in the kernel
+    from the answer's data only: no generated code runs here.
+    """
+    if not can_chart(value):
+        return None
+    src = _chart_source(value)
+    assert src is not None
+    x, frame, x_title = src
+    import plotly.graph_objects as go
+
+    timeline = ptypes.is_datetime64_any_dtype(x.dtype) or isinstance(x, pd.PeriodIndex)
+    xs = x.to_timestamp() if isinstance(x, pd.PeriodIndex) else _label_index(x)
+    fig = go.Figure()
+    for col in frame.columns:
+        ys = frame[col].to_numpy()
+        if timeline or (len(frame) > 60 and ptypes.is_numeric_dtype(xs.dtype)):
+            fig.add_trace(go.Scatter(x=list(xs), y=ys, mode="lines", name=str(col)))
+        else:
+            fig.add_trace(go.Bar(x=[str(v) for v in xs], y=ys, name=str(col)))
+    fig.update_layout(
+        title=title or None,
+        xaxis_title=x_title or None,
+        yaxis_title=str(frame.columns[0]) if frame.shape[1] == 1 else None,
+        showlegend=frame.shape[1] > 1,
+        margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 60},
+        height=380,
+    )
+    return fig

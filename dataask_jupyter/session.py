@@ -322,6 +322,7 @@ class Session:
 
     def export(self, path: str | os.PathLike[str], turn: int | None = None, **options: Any) -> Path:
         """Export the value of ``turn`` (default: the last answer) to ``path``."""
+        options.setdefault("formula_guard", self.settings.formula_guard)
         return self.turn(turn).export(path, **options)
 
     def reset(self) -> None:

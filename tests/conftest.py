@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 from tests.scripted_llm import ScriptedLLM
 
@@ -43,3 +45,15 @@ def settings_kwargs(llm: ScriptedLLM) -> dict[str, object]:
         "llm_max_retries": 2,
         "llm_timeout": 10.0,
     }
+
+
+@pytest.fixture
+def ip(settings_kwargs: dict[str, Any]) -> Iterator[InteractiveShell]:
+    """A real IPython shell with ``%load_ext dataask`` and the test settings applied."""
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "dataask")
+    for key, value in settings_kwargs.items():
+        shell.run_line_magic("config", f"Ask.{key} = {value!r}")
+    yield shell
+    shell.run_line_magic("unload_ext", "dataask")
+    InteractiveShell.clear_instance()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -14,17 +12,6 @@ from IPython.core.interactiveshell import InteractiveShell
 from tests.scripted_llm import ScriptedLLM
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
-
-
-@pytest.fixture
-def ip(settings_kwargs: dict[str, Any]) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "dataask")
-    for key, value in settings_kwargs.items():
-        shell.run_line_magic("config", f"Ask.{key} = {value!r}")
-    yield shell
-    shell.run_line_magic("unload_ext", "dataask")
-    InteractiveShell.clear_instance()
 
 
 def test_load_ask_followup_output(
@@ -113,3 +100,8 @@ def test_config_changes_apply_live(ip: InteractiveShell, llm: ScriptedLLM) -> No
     llm.on("bad", "result = df['missing']", "result = 1")
     ip.run_cell_magic("ask", "-o v", "bad question")
     assert ip.user_ns["v"] is None
+
+
+def test_quoted_sheet_and_name(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("ask", f'load {DATA / "sales.xlsx"} --sheet "Orders 2024" --name "o24"')
+    assert "Loaded o24: 4,500 rows x 11 columns" in capsys.readouterr().out
