@@ -226,6 +226,11 @@ class Reaper:
                     close()
 
 
+def _llm_timeout(guard: float) -> float:
+    """Seconds one LLM request may take under a wall-clock guard of ``guard`` seconds."""
+    return max(1.0, 0.9 * guard)
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
@@ -394,8 +399,8 @@ class BaselineModel:
             self._client = openai.OpenAI(
                 base_url=ep.base_url,
                 api_key=ep.api_key,
-                timeout=self.timeout,
-                max_retries=1,
+                timeout=_llm_timeout(self.timeout),
+                max_retries=0,
                 http_client=openai.DefaultHttpxClient(trust_env=False) if loopback else None,
             )
             self._endpoint = ep
@@ -530,7 +535,7 @@ def summarize(outcomes: Sequence[Outcome], *, header: str = "") -> str:
     w = 24
     lines = [header] if header else []
     lines.append(
-        f"{'':<{w}}" + "".join(f"{s:>12}" for s in systems) + ("   gap (points)" if both else "")
+        f"{'':<{w}}" + "".join(f"{s:>15}" for s in systems) + ("   gap (points)" if both else "")
     )
 
     def acc_row(label: str, type_: str | None) -> str:
@@ -542,16 +547,16 @@ def summarize(outcomes: Sequence[Outcome], *, header: str = "") -> str:
             n = max(n, len(group))
             right = sum(o.ok for o in group)
             accs.append(100 * right / len(group) if group else 0.0)
-            cells.append(f"{right:>4}/{len(group):<3}{_pct(right, len(group)):>5}")
+            cells.append(f"{f'{right}/{len(group)}':>7} {_pct(right, len(group))}")
         gap = f"{accs[0] - accs[1]:+10.1f}" if both else ""
-        return f"{label:<{w}}" + "".join(f"{c:>12}" for c in cells) + gap
+        return f"{label:<{w}}" + "".join(f"{c:>15}" for c in cells) + gap
 
     lines.append(acc_row("accuracy, all", None))
     for t in types:
         lines.append(acc_row(f"  {t}", t))
 
     def row(label: str, fn: Callable[[list[Outcome]], str]) -> str:
-        return f"{label:<{w}}" + "".join(f"{fn(per[s]):>12}" for s in systems)
+        return f"{label:<{w}}" + "".join(f"{fn(per[s]):>15}" for s in systems)
 
     lines.append(row("errors (no answer)", lambda g: str(sum(o.error is not None for o in g))))
     lines.append(row("  of which timeouts", lambda g: str(sum(o.timed_out for o in g))))
@@ -578,7 +583,7 @@ def summarize(outcomes: Sequence[Outcome], *, header: str = "") -> str:
     if both:
         a, b = (sum(o.ok for o in per[s]) for s in systems)
         ratio = f"{a / b:.2f}x" if b else "inf"
-        lines.append(f"{'accuracy ratio':<{w}}{ratio:>12} (dataask / baseline, same model)")
+        lines.append(f"{'accuracy ratio':<{w}}{ratio:>15} (dataask / baseline, same model)")
     return "\n".join(lines)
 
 
@@ -596,8 +601,11 @@ def _short(text: str, n: int = 60) -> str:
 def build_settings(args: argparse.Namespace) -> Ask:
     s = Ask()
     s.exec_timeout = min(args.exec_timeout, args.timeout)
-    s.llm_timeout = args.timeout
-    s.llm_max_retries = 1
+    # An LLM request ends (its connection closed, so a llama.cpp server cancels the generation)
+    # a little before the wall-clock guard, and is not retried: a retry of a runaway generation
+    # would keep a one-slot server busy into the next questions.
+    s.llm_timeout = _llm_timeout(args.timeout)
+    s.llm_max_retries = 0
     if args.endpoint:
         s.llm = ""
         s.llm_base_url = args.endpoint
