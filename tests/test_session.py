@@ -337,3 +337,11 @@ def test_none_result_gets_one_more_try(
     llm.on("nothing", "result = None")
     b = session.ask("nothing at all")
     assert b.error is None and b.value is None and len(b.attempts) == 2
+
+
+def test_extension_arrays_come_back_as_lists(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
+    llm.on("regions", "result = df['region'].astype('category').unique()")
+    a = session.ask("which regions are there")
+    assert sorted(a.value) == ["Asia Pacific", "Europe", "Latin America", "North America"]

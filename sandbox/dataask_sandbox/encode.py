@@ -95,7 +95,7 @@ def jsonable(value: Any, *, budget: list[int]) -> Any:
         return str(value)
     if isinstance(value, complex):
         return str(value)
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, pd.api.extensions.ExtensionArray)):
         return [jsonable(v, budget=budget) for v in value.tolist()]
     if isinstance(value, (list, tuple, set, frozenset, pd.Index)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
