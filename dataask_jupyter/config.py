@@ -49,6 +49,11 @@ class Ask(Configurable):
         help="Refuse obviously hostile or file-reading code before it reaches the sandbox "
         "(defence in depth; the sandbox is the boundary).",
     ).tag(config=True)
+    result_checks = Bool(
+        True,
+        help="Check each result against the question's wording (yes/no, which, top N, empty) "
+        "and send a mismatch back to the LLM once; also adds an answer-type hint to the prompt.",
+    ).tag(config=True)
     local_idle_timeout = Float(
         900.0, help="Seconds of no use after which the local model server stops."
     ).tag(config=True)

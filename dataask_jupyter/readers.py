@@ -773,6 +773,26 @@ def _parse_dates(df: pd.DataFrame, notes: list[str]) -> None:
         notes.append(f"parsed {_quote(df.columns[i])} as dates")
 
 
+def _plain_categoricals(df: pd.DataFrame, notes: list[str]) -> None:
+    """Categorical columns (parquet, DataFrames) become their plain values.
+
+    Generated code trips over them: ``groupby().sum()`` raises, ``max()`` needs an order,
+    ``groupby`` lists unobserved categories, ``unique()`` is not a plain array.
+    """
+    changed = []
+    for i in range(df.shape[1]):
+        col = df.iloc[:, i]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            df.isetitem(i, col.astype(col.cat.categories.dtype).array)
+            changed.append(_quote(df.columns[i]))
+    if changed:
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        plural = "s" if len(changed) > 1 else ""
+        notes.append(
+            f"read categorical column{plural} {', '.join(changed[:5])}{more} as plain values"
+        )
+
+
 def _finish(df: pd.DataFrame, notes: list[str], raw: Sequence[str] | None = None) -> pd.DataFrame:
     df.columns = pd.Index(_clean_columns(list(df.columns), raw, notes), dtype=object)
     _parse_dates(df, notes)
@@ -982,6 +1002,7 @@ def _read_parquet(path: str) -> ReadResult:
         raise EmptyFileError(f"{name} holds no columns")
     notes: list[str] = []
     df = _finish(df, notes)
+    _plain_categoricals(df, notes)
     return ReadResult(frame=df, format="parquet", engine="pyarrow", notes=_cap_notes(notes))
 
 
@@ -1002,6 +1023,7 @@ def read_table(
         notes: list[str] = []
         frame = source.copy()
         frame.columns = pd.Index(_clean_columns(list(frame.columns), None, notes), dtype=object)
+        _plain_categoricals(frame, notes)
         return ReadResult(frame=frame, format="dataframe", engine="copy", notes=_cap_notes(notes))
     if not isinstance(source, (str, os.PathLike)):
         raise LoadError(

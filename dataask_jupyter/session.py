@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from dataask_jupyter import checks, prompt, readers, results
 from dataask_jupyter import export as _export
-from dataask_jupyter import prompt, readers, results
 from dataask_jupyter.config import Ask
 from dataask_jupyter.errors import (
     CodeExtractionError,
@@ -123,10 +123,9 @@ class Answer:
         return f"Answer(#{self.number} {self.question!r} -> {self.summary})"
 
 
-_NONE_RESULT = (
-    "`result` is None: the code probably assigned the return value of .show(), print() or an "
-    "in-place method. Assign the answer itself (for a chart, the figure object)."
-)
+def _no_better(value: Any, first: Any) -> bool:
+    """A retry after a misfit that came back empty when the first result was not."""
+    return checks.is_missing(value) and not checks.is_missing(first)
 
 
 def _stderr(msg: str) -> None:
@@ -240,6 +239,7 @@ class Session:
         s = self.settings
         frames = {n: d.frame for n, d in self.datasets.items()}
         past = [prompt.PastTurn(t.question, t.code, t.summary) for t in self.history if t.code]
+        expectation = checks.expect(question)
         messages = prompt.build_messages(
             frames,
             ds.name,
@@ -248,7 +248,9 @@ class Session:
             history_turns=s.history_turns,
             max_columns=s.profile_max_columns,
             max_chars=s.profile_max_chars,
+            hint=expectation.hint() if s.result_checks else None,
         )
+        kept: tuple[Any, str, str, list[str]] | None = None  # a result that ran but did not fit
         for _ in range(1 + max(0, s.max_repairs)):
             try:
                 reply = self.llm.complete(messages)
@@ -285,18 +287,29 @@ class Session:
             if outcome.ok:
                 answer.value, answer.kind, answer.error = outcome.value, outcome.kind, None
                 answer.notes = list(extracted.notes)
-                retried = any(at.error == _NONE_RESULT for at in answer.attempts)
-                if outcome.value is None and not retried and len(answer.attempts) <= s.max_repairs:
-                    # Almost always a slip (fig.show(), an in-place method): ask once more;
-                    # if the LLM insists, None stands as the answer.
-                    attempt.error = _NONE_RESULT
-                    messages += prompt.repair_messages(extracted.code, _NONE_RESULT)
-                    continue
-                break
+                misfit = None
+                if kept is None and len(answer.attempts) <= s.max_repairs:
+                    if s.result_checks:
+                        misfit = checks.feedback(
+                            question, outcome.value, extracted.code, ds.frame, expectation
+                        )
+                    elif outcome.value is None:
+                        misfit = checks.NONE_RESULT
+                if misfit is None:
+                    break
+                # Runs, but does not fit the question (None, empty, wrong shape): say so once;
+                # if the retry fails or does no better, this result stands.
+                attempt.error = misfit
+                kept = (outcome.value, outcome.kind, extracted.code, list(extracted.notes))
+                messages += prompt.repair_messages(extracted.code, misfit, checked=True)
+                continue
             detail = outcome.error or "unknown error"
             attempt.error = answer.error = detail
             feedback = detail + (f"\n{outcome.traceback}" if outcome.traceback else "")
             messages += prompt.repair_messages(extracted.code, feedback)
+        if kept is not None and (answer.error is not None or _no_better(answer.value, kept[0])):
+            answer.value, answer.kind, answer.code, answer.notes = kept
+            answer.error = None
         answer.seconds = time.perf_counter() - started
         self._remember(answer)
         return answer

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-REPAIR_MARK = "That code failed:"
+REPAIR_MARKS = ("That code failed:", "That code ran, but")  # prompt.REPAIR, prompt.RECHECK
 PREV_MARK = re.compile(r"^\(The previous code gave: .*?; it is available as `prev`\.\)\n\n", re.S)
 
 
@@ -81,7 +81,7 @@ class ScriptedLLM:
         attempt = 0
         question = ""
         for content in reversed(users):
-            if content.startswith(REPAIR_MARK):
+            if content.startswith(REPAIR_MARKS):
                 attempt += 1
                 continue
             question = PREV_MARK.sub("", content)

@@ -242,7 +242,7 @@ def test_smoke_five_questions(
     # dataask: right, right, wrong, right after one repair, and a crash of the whole ask()
     llm.on("^How many rows", "result = len(df)")
     llm.on("^Is the highest price", "result = bool(df['price'].max() > 10)")
-    llm.on("^Which city", "result = 'Paris'")
+    llm.on("^Which city", "result = df.loc[df['price'].idxmax(), 'city']")  # Paris: wrong
     llm.on(
         "^List the 2 cheapest",
         "result = df.nsmallest(2, 'cost')['item'].tolist()",

@@ -621,3 +621,23 @@ def test_latin1_european_export_is_not_misread_as_cp1250() -> None:
     assert res.encoding == "cp1252" and res.delimiter == ";"
     assert "Peña Andina" in res.frame["customer"].tolist()
     assert res.frame["credit_limit"].dtype == "float64"
+
+
+def test_categoricals_become_plain_values(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {
+            "team": pd.Categorical(["GSW", "BOS", "GSW"]),
+            "level": pd.Categorical([3, 1, 3]),
+            "pts": [10, 20, 30],
+        }
+    )
+    df.to_parquet(tmp_path / "t.parquet")
+    for source in (tmp_path / "t.parquet", df):
+        res = read_table(source)
+        assert not any(isinstance(t, pd.CategoricalDtype) for t in res.frame.dtypes)
+        assert res.frame["team"].tolist() == ["GSW", "BOS", "GSW"]
+        assert res.frame["level"].dtype.kind == "i"
+        assert res.frame.groupby("team").sum()["pts"].to_dict() == {"BOS": 20, "GSW": 40}
+        assert res.notes[-1].startswith("read categorical column")
+        assert '"team"' in res.notes[-1] and res.notes[-1].endswith("as plain values")
+    assert isinstance(df["team"].dtype, pd.CategoricalDtype)  # the caller's frame is untouched

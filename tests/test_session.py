@@ -345,3 +345,57 @@ def test_extension_arrays_come_back_as_lists(
     llm.on("regions", "result = df['region'].astype('category').unique()")
     a = session.ask("which regions are there")
     assert sorted(a.value) == ["Asia Pacific", "Europe", "Latin America", "North America"]
+
+
+def test_yes_no_question_gets_one_value(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
+    llm.on(
+        "any order",
+        "result = df['revenue'] > 1e9",
+        "result = bool((df['revenue'] > 1e9).any())",
+    )
+    a = session.ask("Is there any order above a billion?")
+    assert a.error is None and a.value is False and len(a.attempts) == 2
+    assert "yes or no" in (a.attempts[0].error or "")
+    sent = llm.requests[-1]["messages"]
+    assert "Answer type: one True/False value." in sent[1]["content"]
+    assert sent[-1]["content"].startswith("That code ran, but its result does not fit")
+
+
+def test_empty_result_feedback_names_real_values(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
+    llm.on(
+        "europa",
+        "result = df[df['region'] == 'Europa']['revenue'].mean()",
+        "result = df[df['region'] == 'Europe']['revenue'].mean()",
+    )
+    a = session.ask("What is the average revenue in Europa?")
+    assert a.error is None and a.value > 0 and len(a.attempts) == 2
+    first = a.attempts[0].error or ""
+    assert 'Column "region" has no value "Europa"' in first and '"Europe"' in first
+
+
+def test_a_failed_recheck_keeps_the_first_result(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
+    llm.on(
+        "which region",
+        "result = df.groupby('region')['revenue'].sum().max()",
+        "result = not_defined",
+        "result = still_not_defined",
+    )
+    a = session.ask("Which region sold the most?")
+    expected = truth().groupby("region")["revenue"].sum().max()
+    assert a.error is None and a.value == pytest.approx(expected)
+    assert a.code == "result = df.groupby('region')['revenue'].sum().max()"
+    assert [at.error is not None for at in a.attempts] == [True, True, True]
+    # an empty retry does not replace a real answer either
+    llm.on("top 3 regions", "result = ['Europe']", "result = []")
+    b = session.ask("List the top 3 regions by revenue")
+    assert b.value == ["Europe"] and len(b.attempts) == 2
+    # switched off: no hint, no second attempt
+    session.settings.result_checks = False
+    c = session.ask("Which region sold the most?")
+    assert len(c.attempts) == 1 and "Answer type" not in llm.requests[-1]["messages"][-1]["content"]

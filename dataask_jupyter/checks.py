@@ -1,0 +1,375 @@
+"""The "check" stage: does a result fit the question? If not, one line of feedback for the LLM.
+
+Small models often write code that runs but answers a different question: a column of True/False
+for "is there any ...", the count instead of the name for "which ...", one value for "the top 3",
+or an empty result because a filter compared against a value the column does not hold. These
+checks read the question's wording (never the data's answer) and the result's shape; a mismatch
+is sent back once as feedback, and the session keeps the first result if the retry does no better.
+For an empty result the feedback names the values the filtered columns really hold, taken from
+the kernel's own copy of the dataset (no code runs for it).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+import numbers
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["NONE_RESULT", "Expectation", "expect", "feedback", "is_missing"]
+
+_AUX = {
+    "is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "can", "could",
+    "will", "would", "should", "shall", "must", "may", "might", "isn't", "aren't", "doesn't",
+    "don't", "didn't", "wasn't", "weren't", "hasn't", "haven't", "won't", "wouldn't", "can't",
+}  # fmt: skip
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+}  # fmt: skip
+_N = r"(\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")"
+_NOT_ROWS = r"(?!\s+(?:rows?|records?|lines?|entries|observations)\b)"
+_COUNT_PATTERNS = [
+    re.compile(
+        r"\b(?:top|first|last|bottom|lowest|highest|largest|smallest|biggest)\s+"
+        + _N
+        + r"\b(?![-./,]\d)"
+        + _NOT_ROWS,
+        re.I,
+    ),
+    re.compile(
+        r"\bthe\s+" + _N + r"\b(?![-./,:]\d)(?!\s*(?:%|percent|times|years? old))" + _NOT_ROWS,
+        re.I,
+    ),
+    re.compile(r"\b" + _N + r"[\s-]+(?:elements?|values?|items?|names?|entries)\b", re.I),
+]
+_AT_MOST = re.compile(r"\b(?:less|fewer)\s+than\b|\bat most\b|\bup to\b|\bas many as\b", re.I)
+_BREAKDOWN = re.compile(r"\b(?:per|each|every|breakdown|broken down|grouped)\b", re.I)
+_CHART = re.compile(r"\b(?:plot|chart|graph|draw|visuali[sz]e|histogram)\b", re.I)
+_NOT_YES_NO = re.compile(r"\b(?:show|list|which|what|plot|chart|table|how many|how much)\b", re.I)
+_LIST_START = re.compile(
+    r"^(?:please\s+)?(?:list|name|give me|enumerate|what are|which are)\b", re.I
+)
+_LABEL_START = re.compile(
+    r"^(?:(?:in|for|from|at|on|of)\s+)?(?:which|who|whom|whose|where)\b"
+    r"|^what(?:'s| is| was)? the name\b",
+    re.I,
+)
+# words after which a number is a fine answer to "which ..." ("which year", "which rank")
+_NUMERIC_LABEL = re.compile(
+    r"\b(?:year|month|day|date|number|id|code|age|rank|score|level|rating|grade|size|"
+    r"many|much|value|amount|percentage|season|digit|zip|postcode)s?\b",
+    re.I,
+)
+_NUMBER_START = re.compile(
+    r"^(?:how (?:many|much|old|long)\b|what(?:'s| is| was)? the (?:average|mean|median|sum|"
+    r"total|number|count|percentage|proportion|ratio|difference|range|maximum|minimum|"
+    r"highest|lowest|standard deviation|variance)\b)",
+    re.I,
+)
+
+
+NONE_RESULT = (
+    "`result` is None: the code probably assigned the return value of .show(), print() or an "
+    "in-place method. Assign the answer itself (for a chart, the figure object)."
+)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the wording of a question says about its answer."""
+
+    kind: str | None = None  # "boolean" | "list" | "label" | "number" | None (no opinion)
+    count: int | None = None  # how many values a list question asks for
+    at_most: bool = False  # "... if there are fewer, list as many as there are"
+
+    def hint(self) -> str | None:
+        """A one-line answer-type hint for the prompt, or None."""
+        if self.kind == "boolean":
+            return "Answer type: one True/False value."
+        if self.kind == "list":
+            if self.count is None:
+                return "Answer type: a Python list of values."
+            most = "at most " if self.at_most else ""
+            return f"Answer type: a Python list of {most}{self.count} values."
+        if self.kind == "label":
+            return "Answer type: the name or label itself (not a count or a score)."
+        if self.kind == "number":
+            return "Answer type: one number."
+        return None
+
+
+def _first_words(question: str) -> list[str]:
+    return re.findall(r"[a-z']+", question.lower())[:3]
+
+
+def _count(question: str) -> int | None:
+    text = re.sub(r"\([^)]*\)\s*", "", question)  # "the first (by row number) 3 values"
+    for pattern in _COUNT_PATTERNS:
+        m = pattern.search(text)
+        if m:
+            word = m.group(1).lower()
+            n = _NUMBER_WORDS.get(word) or int(word)
+            if 1 < n <= 100:
+                return n
+    return None
+
+
+def expect(question: str) -> Expectation:
+    """Read the expected answer type from a question's wording (English; None when unsure)."""
+    q = " ".join(question.split())
+    if not q or _CHART.search(q):
+        return Expectation()
+    clause = q
+    if q.lower().startswith("if ") and "," in q:  # "If I move to X, would I ...?"
+        clause = q.split(",", 1)[1].strip()
+    words = _first_words(clause)
+    lower = q.lower()
+    if (words and words[0] in _AUX and not _NOT_YES_NO.search(clause)) or re.search(
+        r"\btrue or false\b|\byes or no\b", lower
+    ):
+        return Expectation("boolean")
+    count = _count(q)
+    if _LIST_START.search(q):
+        if _BREAKDOWN.search(q) and count is None:
+            return Expectation()
+        return Expectation("list", count, bool(count and _AT_MOST.search(q)))
+    numeric = bool(_NUMBER_START.search(q))
+    ranked = re.search(r"\b(?:top|first|last|bottom)\s+" + _N, q, re.I)
+    if count is not None and ranked and not numeric and not _BREAKDOWN.search(q):
+        return Expectation("list", count, bool(_AT_MOST.search(q)))
+    if _BREAKDOWN.search(q) or re.search(r"\bby\b", lower):
+        return Expectation()
+    if _LABEL_START.search(q):
+        return Expectation("label")
+    if numeric:
+        return Expectation("number")
+    return Expectation()
+
+
+# --------------------------------------------------------------------------------------------
+# checking a value against the expectation
+
+
+def is_missing(value: Any) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(float(value))
+    if isinstance(value, pd.DataFrame):
+        return value.empty or bool(value.isna().all().all())
+    if isinstance(value, pd.Series):
+        return value.empty or bool(value.isna().all())
+    if isinstance(value, list | tuple):
+        return len(value) == 0 or all(is_missing(v) for v in value)
+    return False
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, str):  # "6620": a number the code turned into text
+        return bool(re.fullmatch(r"\s*-?\d[\d,]*(\.\d+)?\s*", value))
+    return isinstance(value, numbers.Number) and not _is_bool(value)
+
+
+def _uses_data(code: str) -> bool:
+    """Whether the code reads any dataset (df, dfs, prev) at all."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return True
+    return any(isinstance(n, ast.Name) and n.id in ("df", "dfs", "prev") for n in ast.walk(tree))
+
+
+def _length(value: Any) -> int | None:
+    """How many answers a value holds (rows of a table), or None for a scalar."""
+    if isinstance(value, pd.DataFrame | pd.Series | list | tuple):
+        return len(value)
+    return None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, pd.DataFrame):
+        return f"a table of {len(value)} rows x {value.shape[1]} columns"
+    if isinstance(value, pd.Series):
+        head = ", ".join(repr(v) for v in value.head(3).tolist())
+        return f"a column of {len(value)} values ({head}{', ...' if len(value) > 3 else ''})"
+    if isinstance(value, list | tuple):
+        head = ", ".join(repr(v) for v in list(value)[:3])
+        return f"a list of {len(value)} values ([{head}{', ...' if len(value) > 3 else ''}])"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def feedback(
+    question: str,
+    value: Any,
+    code: str,
+    frame: pd.DataFrame | None = None,
+    expectation: Expectation | None = None,
+) -> str | None:
+    """Why ``value`` does not fit ``question`` (one short paragraph for the LLM), or None."""
+    exp = expectation if expectation is not None else expect(question)
+    if value is None:
+        return NONE_RESULT
+    if code and frame is not None and not _uses_data(code):
+        return (
+            "The code never reads df: it states an answer instead of computing it. "
+            "Compute the answer from df."
+        )
+    if is_missing(value):
+        text = (
+            f"The result is empty or missing ({_describe(value)}): a filter in the code probably "
+            "matched no rows, or compared against a value the column does not hold."
+        )
+        hints = _value_hints(code, frame) if frame is not None else []
+        if hints:
+            text += " " + " ".join(hints)
+        return text + " Fix the code so it finds the rows the question means."
+    if exp.kind == "boolean" and not _is_bool(value):
+        if isinstance(value, pd.Series | np.ndarray | list | tuple) and _all_bools(value):
+            return (
+                f"The question asks yes or no, but the result is {_describe(value)}, one per "
+                "row. Reduce it to one True/False with .any() or .all()."
+            )
+        return (
+            f"The question asks yes or no, but the result is {_describe(value)}. "
+            "Assign one True/False to `result` (a comparison, .any() or .all())."
+        )
+    if exp.kind == "label" and _is_number(value) and not _NUMERIC_LABEL.search(question):
+        return (
+            f"The question asks which/who (a name or label), but the result is the number "
+            f"{_describe(value)}. Return the label of the matching row or group, e.g. "
+            'df.loc[df["X"].idxmax(), "Name"] or series.idxmax(), not the measured value.'
+        )
+    if exp.kind == "list" and exp.count is not None:
+        n = _length(value)
+        have = 1 if n is None else n
+        if have != exp.count and not (exp.at_most and 0 < have <= exp.count):
+            return (
+                f"The question asks for {exp.count} values, but the result is {_describe(value)}. "
+                f"For the top or bottom {exp.count} rows by a column use "
+                f'df.nlargest({exp.count}, "X")["Y"].tolist() or df.nsmallest(...); '
+                "do not filter on the single maximum or minimum first."
+            )
+    return None
+
+
+def _all_bools(value: Any) -> bool:
+    items = value.tolist() if isinstance(value, pd.Series | np.ndarray) else list(value)
+    return len(items) > 1 and all(_is_bool(v) for v in items)
+
+
+# --------------------------------------------------------------------------------------------
+# what the filtered columns really hold
+
+
+def _literal_comparisons(code: str) -> list[tuple[str, object]]:
+    """(column, literal) pairs the code compares: x["col"] == lit, x["col"].isin([...]), ..."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    pairs: list[tuple[str, object]] = []
+
+    def column(node: ast.AST) -> str | None:
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
+            return node.slice.value
+        if isinstance(node, ast.Attribute) and node.attr not in ("str", "dt"):
+            base = node.value
+            if isinstance(base, ast.Name | ast.Subscript | ast.Call):
+                return node.attr
+        if isinstance(node, ast.Attribute) and node.attr in ("str", "dt"):
+            return column(node.value)
+        return None
+
+    def literals(node: ast.AST) -> list[object]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float):
+            return [node.value]
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            return [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        return []
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            if isinstance(node.ops[0], ast.Eq | ast.NotEq | ast.In):
+                left, right = node.left, node.comparators[0]
+                for a, b in ((left, right), (right, left)):
+                    col = column(a)
+                    if col is not None:
+                        pairs += [(col, lit) for lit in literals(b)]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("isin", "contains", "startswith", "endswith", "eq", "match")
+        ):
+            col = column(node.func.value)
+            if col is not None and node.args:
+                pairs += [(col, lit) for lit in literals(node.args[0])]
+    return pairs
+
+
+def _value_hints(code: str, frame: pd.DataFrame, per_column: int = 6) -> list[str]:
+    hints: list[str] = []
+    seen: set[str] = set()
+    columns = {str(c): c for c in frame.columns}
+    for name, literal in _literal_comparisons(code):
+        if name not in columns or name in seen or len(seen) >= 3:
+            continue
+        col = frame[columns[name]]
+        if pd.api.types.is_numeric_dtype(col) and isinstance(literal, int | float):
+            continue  # a number against numbers: nothing useful to suggest
+        values = [str(v) for v in pd.unique(col.dropna())[:20_000]]
+        if not values or str(literal) in values:
+            continue
+        seen.add(name)
+        want = str(literal).lower()
+        near = [v for v in values if want in v.lower()][:per_column]
+        for v in difflib.get_close_matches(str(literal), values, n=per_column, cutoff=0.4):
+            if v not in near and len(near) < per_column:
+                near.append(v)
+        if not near:
+            near = [str(v) for v in col.value_counts().index[:per_column]]
+        shown = ", ".join(_short(v) for v in near)
+        hint = f'Column "{name}" has no value {_short(str(literal))}; it holds e.g. {shown}.'
+        elsewhere = _columns_holding(frame, str(literal), skip=name)
+        if elsewhere:
+            hint += (
+                f" {_short(str(literal))} is a value of column "
+                + ", ".join(f'"{c}"' for c in elsewhere)
+                + "."
+            )
+        hints.append(hint)
+    return hints
+
+
+def _columns_holding(frame: pd.DataFrame, text: str, skip: str, limit: int = 3) -> list[str]:
+    """Text columns (other than ``skip``) in which ``text`` is a whole value, case aside."""
+    want = text.strip().lower()
+    found: list[str] = []
+    for c in frame.columns:
+        col = frame[c]
+        if str(c) == skip or pd.api.types.is_numeric_dtype(col) or len(found) >= limit:
+            continue
+        values = pd.unique(col.dropna().iloc[:200_000])
+        if any(isinstance(v, str) and v.strip().lower() == want for v in values[:20_000]):
+            found.append(str(c))
+    return found
+
+
+def _short(text: str, limit: int = 40) -> str:
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return '"' + text.replace('"', '\\"') + '"'

@@ -1,0 +1,149 @@
+"""The result checks: the question's wording against the result's shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dataask_jupyter.checks import NONE_RESULT, Expectation, expect, feedback, is_missing
+
+
+@pytest.mark.parametrize(
+    ("question", "kind", "count"),
+    [
+        ("Is our average employee older than 35?", "boolean", None),
+        ("Are there any duplicate orders?", "boolean", None),
+        ("Did any region lose money in 2023? Answer True or False", "boolean", None),
+        ("If I move from Iceland to Singapore, would my rent go up?", "boolean", None),
+        ("Is there a list of products I can see?", None, None),  # "list": not yes/no
+        ("List the 3 countries where rent is cheapest.", "list", 3),
+        ("List the top five products by revenue", "list", 5),
+        ("List the lowest 5 monthly incomes.", "list", 5),
+        ("List the first (by row order) 2 regions.", "list", 2),
+        ("What are the three highest totals in one season?", "list", 3),
+        ("List all the different regions.", "list", None),
+        ("List the regions present in the first 4 rows.", "list", None),
+        ("List revenue per region", None, None),  # a breakdown, not a list
+        ("Top 3 customers by revenue", "list", 3),
+        ("What is the mean price of the top 10 products?", "number", None),
+        ("Which region has the highest revenue?", "label", None),
+        ("Who sold the most?", "label", None),
+        ("In which country is rent cheapest?", "label", None),
+        ("How many orders were returned?", "number", None),
+        ("What is the average discount?", "number", None),
+        ("How many orders per region?", None, None),
+        ("Plot revenue by month", None, None),
+        ("Show me the data", None, None),
+    ],
+)
+def test_expect(question: str, kind: str | None, count: int | None) -> None:
+    e = expect(question)
+    assert (e.kind, e.count) == (kind, count)
+
+
+def test_at_most_and_hints() -> None:
+    e = expect("List the first 3 parent values. If there are less than 3 list as many as there are")
+    assert e == Expectation("list", 3, True)
+    assert e.hint() == "Answer type: a Python list of at most 3 values."
+    assert expect("Is it sunny?").hint() == "Answer type: one True/False value."
+    assert Expectation().hint() is None
+
+
+def test_missing_values() -> None:
+    for value in (None, float("nan"), np.float64("nan"), pd.NaT, [], (), pd.DataFrame(),
+                  pd.Series([], dtype=float), [float("nan")], pd.Series([None, None])):  # fmt: skip
+        assert is_missing(value), value
+    for value in (0, False, "", [0], pd.Series([1]), "nan-free"):
+        assert not is_missing(value), value
+
+
+FRAME = pd.DataFrame(
+    {
+        "JobRole": ["Sales Executive", "Sales Representative", "Manager", "Research Scientist"],
+        "Department": ["Sales", "Sales", "R&D", "R&D"],
+        "Years": [5, 7, 20, 3],
+        "season": ["2012-13", "2013-14", "2012-13", "2013-14"],
+    }
+)
+
+
+def test_none_gets_the_none_message() -> None:
+    assert feedback("anything", None, "result = fig.show()") == NONE_RESULT
+
+
+def test_empty_result_names_the_real_values() -> None:
+    code = "result = df[df['JobRole'] == 'Sales']['Years'].mean()"
+    text = feedback("What is the average of Years for sales staff?", float("nan"), code, FRAME)
+    assert text is not None and "empty or missing" in text
+    assert 'Column "JobRole" has no value "Sales"' in text
+    assert '"Sales Executive"' in text and '"Sales Representative"' in text
+    # a season written differently in the data
+    code = 'result = df[df.season == "2013"]["Years"].max()'
+    text = feedback("Most years in the season that started in 2013?", np.nan, code, FRAME)
+    assert text is not None and '"2013-14"' in text
+    # .isin and .str.contains are read too; a value that exists gives no hint
+    code = (
+        "x = df[df['Department'].isin(['Sales', 'Ops'])]\n"
+        "result = x[x.JobRole.str.contains('Boss')]"
+    )
+    text = feedback("Which staff?", pd.DataFrame(), code, FRAME)
+    assert text is not None and "Department" in text and '"Ops"' in text and "JobRole" in text
+
+
+def test_empty_result_without_frame_or_literals() -> None:
+    text = feedback("total?", [], "result = []")
+    assert text is not None and "empty" in text and "Column" not in text
+
+
+def test_yes_no_question() -> None:
+    q = "Did any player not miss any free throws?"
+    text = feedback(q, pd.Series([False, True, False]), "result = df.FTA == 0")
+    assert text is not None and ".any() or .all()" in text and "one per row" in text
+    text = feedback(q, ["Singapore"], "")
+    assert text is not None and "one True/False" in text
+    assert feedback(q, True, "") is None
+    assert feedback(q, np.bool_(False), "") is None
+
+
+def test_which_question_with_a_number() -> None:
+    text = feedback("Which team had the most rebounds?", 1247, "result = df.REB.max()")
+    assert text is not None and "idxmax" in text
+    assert feedback("Which team had the most rebounds?", "GSW", "") is None
+    assert feedback("Which year had the most sales?", 2019, "") is None  # a number is a label here
+
+
+def test_list_count() -> None:
+    q = "List the 3 countries where I would pay the most for groceries."
+    text = feedback(q, ["Switzerland"], "")
+    assert text is not None and "asks for 3 values" in text and "nlargest(3" in text
+    assert feedback(q, ["a", "b", "c"], "") is None
+    assert feedback(q, pd.DataFrame({"c": ["a", "b", "c"]}), "") is None
+    assert feedback(q, "Switzerland", "") is not None
+    q = "List the first 3 values. If there are fewer than 3, list as many as there are."
+    assert feedback(q, ["a", "b"], "") is None
+    assert feedback(q, ["a", "b", "c", "d"], "") is not None
+
+
+def test_no_opinion_no_feedback() -> None:
+    assert feedback("Show me the data", FRAME, "result = df") is None
+    assert feedback("Plot revenue", 3, "") is None
+
+
+def test_a_stated_answer_is_sent_back() -> None:
+    text = feedback("Which gender is most satisfied?", "Female", "result = 'Female'", FRAME)
+    assert text is not None and "never reads df" in text
+    assert feedback("Which gender?", "Female", "result = df.g.mode()[0]", FRAME) is None
+    assert feedback("hi", 1, "result = 1") is None  # no frame: nothing to compare with
+
+
+def test_a_number_as_text_is_still_a_number() -> None:
+    code = "result = str(round(df.x.mean()))"
+    assert feedback("Which travel category earns most?", "6620", code) is not None
+    assert feedback("Which travel category earns most?", "Travel_Rarely", code) is None
+
+
+def test_empty_result_points_at_the_column_holding_the_value() -> None:
+    code = "result = df[df['JobRole'] == 'Sales']['Years'].mean()"
+    text = feedback("Average years in sales?", float("nan"), code, FRAME)
+    assert text is not None and '"Sales" is a value of column "Department"' in text
