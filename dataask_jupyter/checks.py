@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["NONE_RESULT", "Expectation", "expect", "feedback", "is_missing"]
+__all__ = ["NONE_RESULT", "Expectation", "error_hint", "expect", "feedback", "is_missing"]
 
 _AUX = {
     "is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "can", "could",
@@ -373,3 +373,42 @@ def _columns_holding(frame: pd.DataFrame, text: str, skip: str, limit: int = 3) 
 def _short(text: str, limit: int = 40) -> str:
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     return '"' + text.replace('"', '\\"') + '"'
+
+
+# --------------------------------------------------------------------------------------------
+# hints for a failed run
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def error_hint(error: str, code: str, frame: pd.DataFrame | None) -> str | None:
+    """A one-line pointer for common pandas slips in ``error``, from the code and the columns."""
+    if frame is None:
+        return None
+    columns = [str(c) for c in frame.columns]
+    m = re.search(r"KeyError: ['\"](.+?)['\"]\s*$", error, re.M) or re.search(
+        r"has no attribute ['\"](.+?)['\"]", error
+    )
+    if m and m.group(1) not in columns:
+        wrong = m.group(1)
+        same = [c for c in columns if _norm(c) == _norm(wrong)]
+        near = same or difflib.get_close_matches(wrong, columns, n=3, cutoff=0.5)
+        if not near:
+            near = [c for c in columns if _norm(wrong) in _norm(c) or _norm(c) in _norm(wrong)]
+        if near:
+            shown = ", ".join(f'df["{c}"]' for c in near[:3])
+            return f'There is no column "{wrong}"; did you mean {shown}?'
+        if "has no attribute" not in m.group(0):
+            return f'There is no column "{wrong}" (the columns are listed above).'
+    if (
+        re.search(r"KeyError: -?\d+\s*$", error, re.M)
+        and re.search(r"\.idx(?:max|min)\(\)\s*\]", code)
+        and ".loc[" not in code
+    ):
+        return (
+            'df[label] selects a column, not a row: use df.loc[df["X"].idxmax(), "Y"] '
+            "for the row with the largest X."
+        )
+    return None

@@ -306,6 +306,9 @@ class Session:
             detail = outcome.error or "unknown error"
             attempt.error = answer.error = detail
             feedback = detail + (f"\n{outcome.traceback}" if outcome.traceback else "")
+            hint = checks.error_hint(feedback, extracted.code, ds.frame)
+            if hint:
+                feedback += "\n" + hint
             messages += prompt.repair_messages(extracted.code, feedback)
         if kept is not None and (answer.error is not None or _no_better(answer.value, kept[0])):
             answer.value, answer.kind, answer.code, answer.notes = kept

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dataask_jupyter.checks import NONE_RESULT, Expectation, expect, feedback, is_missing
+from dataask_jupyter.checks import (
+    NONE_RESULT,
+    Expectation,
+    error_hint,
+    expect,
+    feedback,
+    is_missing,
+)
 
 
 @pytest.mark.parametrize(
@@ -147,3 +154,21 @@ def test_empty_result_points_at_the_column_holding_the_value() -> None:
     code = "result = df[df['JobRole'] == 'Sales']['Years'].mean()"
     text = feedback("Average years in sales?", float("nan"), code, FRAME)
     assert text is not None and '"Sales" is a value of column "Department"' in text
+
+
+def test_error_hints() -> None:
+    wide = pd.DataFrame(columns=["Cost of Living Plus Rent Index", "Country", "BLK", "MIN", "GP"])
+    attr = "AttributeError: 'DataFrame' object has no attribute 'Cost_of_Living_Plus_Rent_Index'"
+    assert error_hint(attr, "", wide) == (
+        'There is no column "Cost_of_Living_Plus_Rent_Index"; '
+        'did you mean df["Cost of Living Plus Rent Index"]?'
+    )
+    assert error_hint("KeyError: 'country'", "", wide) == (
+        'There is no column "country"; did you mean df["Country"]?'
+    )
+    assert "no column" in (error_hint("KeyError: 'BLOCKS'", "", wide) or "")
+    text = error_hint("KeyError: 8", 'result = df[df["MIN"].idxmax()]["GP"]', wide)
+    assert text is not None and "df.loc[" in text
+    assert error_hint("KeyError: 8", "result = df.loc[8]", wide) is None
+    assert error_hint("ZeroDivisionError: division by zero", "", wide) is None
+    assert error_hint("KeyError: 'x'", "", None) is None
