@@ -245,11 +245,25 @@ def feedback(
             f"The question asks yes or no, but the result is {_describe(value)}. "
             "Assign one True/False to `result` (a comparison, .any() or .all())."
         )
-    if exp.kind == "label" and _is_number(value) and not _NUMERIC_LABEL.search(question):
+    rows = _row_labels(value, code, frame)
+    if rows:
+        return (
+            f"The result holds row numbers of df ({rows}), not values from the table: "
+            ".index / .idxmax() of a column give row labels. Take the column you need from "
+            'those rows, e.g. df.loc[df["X"].idxmax(), "Name"] or '
+            'df.nlargest(3, "X")["Name"].tolist().'
+        )
+    if exp.kind == "label" and _is_number(value) and not _numeric_label(question):
         return (
             f"The question asks which/who (a name or label), but the result is the number "
             f"{_describe(value)}. Return the label of the matching row or group, e.g. "
             'df.loc[df["X"].idxmax(), "Name"] or series.idxmax(), not the measured value.'
+        )
+    if _SECOND.search(question) and not _SECOND_CODE.search(code) and _length(value) is None:
+        return (
+            "The question asks for the second one, but the code takes the top one. Take the "
+            'second with e.g. df.nlargest(2, "X").iloc[1]["Name"] or '
+            "series.sort_values(ascending=False).index[1]."
         )
     if exp.kind == "list" and exp.count is not None:
         n = _length(value)
@@ -261,6 +275,59 @@ def feedback(
                 f'df.nlargest({exp.count}, "X")["Y"].tolist() or df.nsmallest(...); '
                 "do not filter on the single maximum or minimum first."
             )
+    return None
+
+
+_SECOND = re.compile(r"\b(?:second|2nd)\b(?![- ]*(?:half|hand|time|s\b))", re.I)
+_SECOND_CODE = re.compile(
+    r"\[\s*(?:1|-2)\s*\]|\biloc\[\s*(?:1|-2)\b|\b(?:nlargest|nsmallest|head|tail)\(\s*2\b|"
+    r"\[\s*1\s*:|\bsecond\b|\bdrop\(",
+    re.I,
+)
+_AGGREGATING = re.compile(
+    r"\b(?:groupby|value_counts|set_index|pivot|pivot_table|crosstab|unique|mode|"
+    r"reset_index|index\.name|columns)\b"
+)
+_INDEX_END = re.compile(
+    r"(?:\.index(?:\.(?:tolist|to_list)\(\)|\.values|\[[^\]]*\])?|\.idx(?:max|min)\(\))"
+    r"(?:\.(?:tolist|to_list)\(\))?\s*$"
+)
+
+
+def _numeric_label(question: str) -> bool:
+    """Whether a "which ..." question asks for something a number names ("which year")."""
+    m = re.search(r"\b(?:which|what)\s+(\w+)(?:\s+(\w+))?", question, re.I)
+    if not m:
+        return False
+    return any(w and _NUMERIC_LABEL.fullmatch(w) for w in m.groups())
+
+
+def _row_labels(value: Any, code: str, frame: pd.DataFrame | None) -> str | None:
+    """The row labels a result holds when the code returned df's index instead of values."""
+    if frame is None or not isinstance(frame.index, pd.RangeIndex):
+        return None
+    expr = _result_expression(code)
+    if not expr or _AGGREGATING.search(expr) or not _INDEX_END.search(expr):
+        return None
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items or not all(isinstance(v, numbers.Integral) and not _is_bool(v) for v in items):
+        return None
+    if not all(0 <= int(v) < len(frame) for v in items):
+        return None
+    return ", ".join(str(v) for v in items[:5]) + (", ..." if len(items) > 5 else "")
+
+
+def _result_expression(code: str) -> str | None:
+    """The source of the last ``result = ...`` statement."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    for node in reversed(tree.body):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "result" for t in node.targets
+        ):
+            return ast.get_source_segment(code, node.value)
     return None
 
 

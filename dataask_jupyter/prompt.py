@@ -41,7 +41,7 @@ Fix it. Reply with the whole corrected code in one ```python block that assigns 
 RECHECK = """\
 That code ran, but its result does not fit the question:
 {error}
-Reply with the whole corrected code in one ```python block that assigns `result`."""
+Write corrected code (not the same code again) in one ```python block that assigns `result`."""
 
 
 @dataclass(frozen=True)

@@ -172,3 +172,31 @@ def test_error_hints() -> None:
     assert error_hint("KeyError: 8", "result = df.loc[8]", wide) is None
     assert error_hint("ZeroDivisionError: division by zero", "", wide) is None
     assert error_hint("KeyError: 'x'", "", None) is None
+
+
+def test_row_labels_are_not_values() -> None:
+    frame = pd.DataFrame({"PLAYER": list("abcdef"), "STL": [5, 9, 1, 7, 3, 2]})
+    code = 'result = df["STL"].nlargest(3).index.tolist()'
+    text = feedback("List the three players with the most steals.", [1, 3, 0], code, frame)
+    assert text is not None and "row numbers of df (1, 3, 0)" in text
+    code = 'result = df["STL"].idxmax()'
+    assert "row numbers" in (feedback("Which player stole most?", 1, code, frame) or "")
+    # values from an index that is not df's rows are fine
+    code = 'result = df["STL"].value_counts().head(3).index.tolist()'
+    assert feedback("List the 3 most common steal counts", [5, 9, 1], code, frame) is None
+    code = 'result = df.loc[df["STL"].idxmax(), "PLAYER"]'
+    assert feedback("Which player stole most?", "b", code, frame) is None
+
+
+def test_which_noun_decides_whether_a_number_is_a_label() -> None:
+    assert feedback("Which player had the most steals in a season?", 808, "") is not None
+    assert feedback("Which season had the most steals?", 2013, "") is None
+    assert feedback("Who scored most?", 12, "") is not None
+
+
+def test_second_means_second() -> None:
+    q = "Which country has the second-highest rent?"
+    assert "second" in (feedback(q, "Bermuda", 'result = df.loc[df.r.idxmax(), "c"]') or "")
+    assert feedback(q, "Bermuda", 'result = df.nlargest(2, "r").iloc[1]["c"]') is None
+    assert feedback(q, "Bermuda", 'result = df.sort_values("r").c.iloc[-2]') is None
+    assert feedback("Revenue in the second half?", 3.5, "result = df.r.sum()") is None
