@@ -92,16 +92,16 @@ class Expectation:
     def hint(self) -> str | None:
         """A one-line answer-type hint for the prompt, or None."""
         if self.kind == "boolean":
-            return "Answer type: one True/False value."
+            return "`result` must be one True/False, computed from df."
         if self.kind == "list":
             if self.count is None:
-                return "Answer type: a Python list of values."
+                return "`result` must be a Python list of values, computed from df."
             most = "at most " if self.at_most else ""
-            return f"Answer type: a Python list of {most}{self.count} values."
+            return f"`result` must be a Python list of {most}{self.count} values, computed from df."
         if self.kind == "label":
-            return "Answer type: the name or label itself (not a count or a score)."
+            return "`result` must be the name or label itself (not a count), computed from df."
         if self.kind == "number":
-            return "Answer type: one number."
+            return "`result` must be one number, computed from df."
         return None
 
 

@@ -52,8 +52,8 @@ def test_expect(question: str, kind: str | None, count: int | None) -> None:
 def test_at_most_and_hints() -> None:
     e = expect("List the first 3 parent values. If there are less than 3 list as many as there are")
     assert e == Expectation("list", 3, True)
-    assert e.hint() == "Answer type: a Python list of at most 3 values."
-    assert expect("Is it sunny?").hint() == "Answer type: one True/False value."
+    assert e.hint() == "`result` must be a Python list of at most 3 values, computed from df."
+    assert expect("Is it sunny?").hint() == "`result` must be one True/False, computed from df."
     assert Expectation().hint() is None
 
 

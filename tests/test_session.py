@@ -359,7 +359,7 @@ def test_yes_no_question_gets_one_value(
     assert a.error is None and a.value is False and len(a.attempts) == 2
     assert "yes or no" in (a.attempts[0].error or "")
     sent = llm.requests[-1]["messages"]
-    assert "Answer type: one True/False value." in sent[1]["content"]
+    assert sent[1]["content"].endswith("\n`result` must be one True/False, computed from df.")
     assert sent[-1]["content"].startswith("That code ran, but its result does not fit")
 
 
@@ -398,4 +398,4 @@ def test_a_failed_recheck_keeps_the_first_result(
     # switched off: no hint, no second attempt
     session.settings.result_checks = False
     c = session.ask("Which region sold the most?")
-    assert len(c.attempts) == 1 and "Answer type" not in llm.requests[-1]["messages"][-1]["content"]
+    assert len(c.attempts) == 1 and "must be" not in llm.requests[-1]["messages"][-1]["content"]
