@@ -201,6 +201,22 @@ def guarded(fn: Callable[[], T], timeout: float) -> Guarded:
     return out
 
 
+def timed(
+    out: Outcome, fn: Callable[[], Any], timeout: float, reaper: Reaper, close: Callable[[], None]
+) -> Guarded:
+    """``guarded(fn)``, timed into ``out``; on a timeout, ``out`` says so and ``close`` runs
+    once the abandoned thread ends."""
+    started = time.perf_counter()
+    g = guarded(fn, timeout)
+    out.seconds = time.perf_counter() - started
+    if g.timed_out:
+        out.timed_out = True
+        out.error = f"no answer within {timeout:g} s (wall-clock guard, --timeout)"
+        assert g.thread is not None
+        reaper.later(g.thread, close)
+    return g
+
+
 class Reaper:
     """Closes what abandoned questions still use once their threads end (bounded at exit)."""
 
@@ -271,14 +287,8 @@ class DataaskRunner:
             session.reset()  # each question is independent
             return session.ask(q.question)
 
-        started = time.perf_counter()
-        g = guarded(run, timeout)
-        out.seconds = time.perf_counter() - started
+        g = timed(out, run, timeout, self.reaper, session.close)
         if g.timed_out:
-            out.timed_out = True
-            out.error = f"no answer within {timeout:g} s (wall-clock guard, --timeout)"
-            assert g.thread is not None
-            self.reaper.later(g.thread, session.close)
             self.session = None
             with contextlib.suppress(Exception):  # else: retried (and reported) next question
                 self.session = self._new_session()
@@ -485,14 +495,8 @@ class BaselineRunner:
                 work.error = outcome.error or "unknown error"
                 work.answer = f"__CODE_ERROR__: {work.error}"
 
-        started = time.perf_counter()
-        g = guarded(run, timeout)
-        out.seconds = time.perf_counter() - started
+        g = timed(out, run, timeout, self.reaper, sandbox.close)
         if g.timed_out:
-            out.timed_out = True
-            out.error = f"no answer within {timeout:g} s (wall-clock guard, --timeout)"
-            assert g.thread is not None
-            self.reaper.later(g.thread, sandbox.close)
             self.sandbox = None
             with contextlib.suppress(Exception):
                 self.sandbox = self._new_sandbox()
