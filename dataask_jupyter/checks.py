@@ -259,6 +259,15 @@ def feedback(
             f"{_describe(value)}. Return the label of the matching row or group, e.g. "
             'df.loc[df["X"].idxmax(), "Name"] or series.idxmax(), not the measured value.'
         )
+    direction = _wrong_direction(question, code)
+    if direction:
+        return direction
+    names = _names_expected(question, exp, value, frame)
+    if names:
+        return (
+            f'The question asks for {names[0]} (column "{names[1]}" holds them), but the result '
+            f'is {_describe(value)}. Return values of df["{names[1]}"] for the rows meant.'
+        )
     if _SECOND.search(question) and not _SECOND_CODE.search(code) and _length(value) is None:
         return (
             "The question asks for the second one, but the code takes the top one. Take the "
@@ -292,6 +301,67 @@ _INDEX_END = re.compile(
     r"(?:\.index(?:\.(?:tolist|to_list)\(\)|\.values|\[[^\]]*\])?|\.idx(?:max|min)\(\))"
     r"(?:\.(?:tolist|to_list)\(\))?\s*$"
 )
+
+
+_LOW = re.compile(r"\b(?:lowest|smallest|least|fewest|cheapest|minimum|bottom|youngest|"
+                  r"shortest|worst)\b", re.I)  # fmt: skip
+_HIGH = re.compile(r"\b(?:highest|largest|most|greatest|biggest|maximum|top|best|oldest|"
+                   r"longest|priciest|expensive)\b", re.I)  # fmt: skip
+_TAKES_HIGH = re.compile(r"\.nlargest\(|\.idxmax\(|ascending\s*=\s*False")
+_TAKES_LOW = re.compile(r"\.nsmallest\(|\.idxmin\(|ascending\s*=\s*True")
+_ENTITY_AFTER = re.compile(
+    r"^(?:list|name|which|who|what are)\b(?:\s+(?:all|the|of|top|first|last|\d+|"
+    + "|".join(_NUMBER_WORDS)
+    + r"|different|unique|distinct))*\s+([a-z][\w-]*)",
+    re.I,
+)
+
+
+def _wrong_direction(question: str, code: str) -> str | None:
+    """Feedback when the question asks for the lowest and the code takes the largest (or back)."""
+    low, high = bool(_LOW.search(question)), bool(_HIGH.search(question))
+    takes_high, takes_low = bool(_TAKES_HIGH.search(code)), bool(_TAKES_LOW.search(code))
+    if low and not high and takes_high and not takes_low:
+        return (
+            "The question asks for the lowest/smallest, but the code takes the largest "
+            "(nlargest, idxmax or a descending sort). Use nsmallest / idxmin / an ascending sort."
+        )
+    if high and not low and takes_low and not takes_high:
+        return (
+            "The question asks for the highest/largest, but the code takes the smallest "
+            "(nsmallest, idxmin or an ascending sort). Use nlargest / idxmax / a descending sort."
+        )
+    return None
+
+
+def _names_expected(
+    question: str, exp: Expectation, value: Any, frame: pd.DataFrame | None
+) -> tuple[str, str] | None:
+    """(noun, column) when a list/which question names a text column's things but got numbers."""
+    if frame is None or exp.kind not in ("list", "label"):
+        return None
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items or not all(_is_number(v) for v in items):
+        return None
+    m = _ENTITY_AFTER.search(" ".join(question.split()))
+    if not m:
+        return None
+    noun = m.group(1).lower()
+    stems = {
+        noun,
+        noun[:-1] if noun.endswith("s") else noun,
+        noun[:-2] if noun.endswith("es") else noun,
+    }
+    for c in frame.columns:
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col):
+            continue
+        if _norm(str(c)) in {_norm(x) for x in stems}:
+            held = set(col.dropna().astype(str).iloc[:200_000])
+            if all(str(v) in held for v in items):  # IDs that look like numbers
+                return None
+            return noun, str(c)
+    return None
 
 
 def _numeric_label(question: str) -> bool:
@@ -450,10 +520,19 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+_EMPTY_SELECTION = re.compile(
+    r"single positional indexer is out-of-bounds|index -?\d+ is out of bounds for axis 0 with "
+    r"size 0|argm(?:ax|in) of an empty sequence|list index out of range"
+)
+
+
 def error_hint(error: str, code: str, frame: pd.DataFrame | None) -> str | None:
     """A one-line pointer for common pandas slips in ``error``, from the code and the columns."""
     if frame is None:
         return None
+    if _EMPTY_SELECTION.search(error):
+        hints = _value_hints(code, frame)
+        return " ".join(["The selection was empty: a filter matched no rows.", *hints])
     columns = [str(c) for c in frame.columns]
     m = re.search(r"KeyError: ['\"](.+?)['\"]\s*$", error, re.M) or re.search(
         r"has no attribute ['\"](.+?)['\"]", error

@@ -200,3 +200,42 @@ def test_second_means_second() -> None:
     assert feedback(q, "Bermuda", 'result = df.nlargest(2, "r").iloc[1]["c"]') is None
     assert feedback(q, "Bermuda", 'result = df.sort_values("r").c.iloc[-2]') is None
     assert feedback("Revenue in the second half?", 3.5, "result = df.r.sum()") is None
+
+
+def test_empty_selection_errors_get_the_value_hints() -> None:
+    code = "result = df[df['season'] == '2013']['JobRole'].iloc[0]"
+    text = error_hint("IndexError: single positional indexer is out-of-bounds", code, FRAME)
+    assert text is not None and text.startswith("The selection was empty")
+    assert '"2013-14"' in text
+    text = error_hint("ValueError: attempt to get argmax of an empty sequence", "x", FRAME)
+    assert text == "The selection was empty: a filter matched no rows."
+
+
+def test_direction_of_the_question() -> None:
+    q = "List the amounts of the lowest 5 monthly incomes."
+    text = feedback(q, [9, 8, 7, 6, 5], 'result = df["inc"].nlargest(5).tolist()')
+    assert text is not None and "nsmallest" in text
+    assert feedback(q, [1, 2, 3, 4, 5], 'result = df["inc"].nsmallest(5).tolist()') is None
+    q = "Which country has the highest rent?"
+    assert "nlargest" in (feedback(q, "X", "result = df.loc[df.r.idxmin(), 'c']") or "")
+    q = "Which has the highest and the lowest rent?"  # both: no opinion
+    assert feedback(q, "X", "result = df.loc[df.r.idxmin(), 'c']") is None
+
+
+def test_names_expected_not_numbers() -> None:
+    frame = pd.DataFrame({"PLAYER": ["a", "b"], "BLK": [3, 4], "Country": ["x", "y"]})
+    q = "List the three players with the highest blocks in a single season."
+    text = feedback(q, [269, 254, 242], 'result = df["BLK"].nlargest(3).tolist()', frame)
+    assert text is not None and 'column "PLAYER" holds them' in text
+    assert feedback(q, ["a", "b", "c"], "result = df.PLAYER.tolist()", frame) is None
+    q = "In which country is BLK highest?"
+    assert feedback(q, 4, "result = df.BLK.max()", frame) is not None
+    q = "List the three highest BLK values."
+    assert feedback(q, [4, 3, 1], "result = df.BLK.nlargest(3).tolist()", frame) is None
+
+
+def test_numeric_looking_ids_of_a_text_column_are_names() -> None:
+    frame = pd.DataFrame({"Parent": ["483", "90", "SPS"], "n": [1, 2, 3]})
+    code = 'result = df.groupby("Parent")["n"].sum().nlargest(2).index.tolist()'
+    assert feedback("List the 2 parents with the most n", ["483", "90"], code, frame) is None
+    assert feedback("List the 2 parents with the most n", [3, 2], code, frame) is not None
