@@ -317,8 +317,30 @@ _ENTITY_AFTER = re.compile(
 )
 
 
+_RANK_HIGH = re.compile(
+    r"""\[\s*["'][^"']*rank[^"']*["']\s*\]\s*\.(?:idxmax|nlargest)\(|"""
+    r"""nlargest\(\s*\w+\s*,\s*["'][^"']*rank[^"']*["']""",
+    re.I,
+)
+_ANY_WORDS = re.compile(r"\b(?:any|anyone|anybody|anything|is there|are there)\b", re.I)
+_ALL_WORDS = re.compile(r"\b(?:all|every|each|everyone|always|none|no one)\b", re.I)
+
+
 def _wrong_direction(question: str, code: str) -> str | None:
     """Feedback when the question asks for the lowest and the code takes the largest (or back)."""
+    if _RANK_HIGH.search(code) and re.search(r"\b(?:top|best|first|highest)\b", question, re.I):
+        return (
+            "A rank of 1 is the top: the best-ranked rows have the smallest rank. Use "
+            "idxmin / nsmallest / an ascending sort on the rank column."
+        )
+    if (
+        _ANY_WORDS.search(question)
+        and not _ALL_WORDS.search(question)
+        and re.search(r"\.all\(\)\s*\)?\s*$", _result_expression(code) or "")
+    ):
+        return "The question asks whether any row matches: use .any(), not .all()."
+    if re.search(r"""["'][^"']*rank[^"']*["']""", code, re.I):
+        return None  # on a rank, the top is the smallest: directions do not apply
     low, high = bool(_LOW.search(question)), bool(_HIGH.search(question))
     takes_high, takes_low = bool(_TAKES_HIGH.search(code)), bool(_TAKES_LOW.search(code))
     if low and not high and takes_high and not takes_low:
@@ -533,6 +555,17 @@ def error_hint(error: str, code: str, frame: pd.DataFrame | None) -> str | None:
     if _EMPTY_SELECTION.search(error):
         hints = _value_hints(code, frame)
         return " ".join(["The selection was empty: a filter matched no rows.", *hints])
+    if re.search(r"Cannot perform '(?:rand_|ror_|and_|or_)'|unsupported operand type\(s\) for [&|]",
+                 error):  # fmt: skip
+        return (
+            "& and | bind tighter than ==: put each comparison in parentheses, "
+            '(df["A"] == x) & (df["B"] == y).'
+        )
+    if "Can only compare identically-labeled" in error:
+        return (
+            "Two filtered columns cannot be compared row by row: take one value from each "
+            'first, e.g. df.loc[df["A"] == x, "B"].iloc[0].'
+        )
     columns = [str(c) for c in frame.columns]
     m = re.search(r"KeyError: ['\"](.+?)['\"]\s*$", error, re.M) or re.search(
         r"has no attribute ['\"](.+?)['\"]", error

@@ -239,3 +239,27 @@ def test_numeric_looking_ids_of_a_text_column_are_names() -> None:
     code = 'result = df.groupby("Parent")["n"].sum().nlargest(2).index.tolist()'
     assert feedback("List the 2 parents with the most n", ["483", "90"], code, frame) is None
     assert feedback("List the 2 parents with the most n", [3, 2], code, frame) is not None
+
+
+def test_rank_one_is_the_top() -> None:
+    q = "What is the Rent Index of the top-ranked country?"
+    text = feedback(q, 2.8, 'result = df.loc[df["Rank"].idxmax(), "Rent Index"]')
+    assert text is not None and "smallest rank" in text
+    assert feedback(q, 46.5, 'result = df.loc[df["Rank"].idxmin(), "Rent Index"]') is None
+    q = "Mean index of the top 10 countries by rank?"
+    assert feedback(q, 3.1, 'result = df.nlargest(10, "Rank")["I"].mean()') is not None
+
+
+def test_any_is_not_all() -> None:
+    q = "Did any player not miss any free throws in a single season?"
+    text = feedback(q, False, 'result = (df["FTA"] == df["FTM"]).all()')
+    assert text is not None and ".any()" in text
+    assert feedback(q, True, 'result = (df["FTA"] == df["FTM"]).any()') is None
+    assert feedback("Are all names unique?", True, "result = df.n.notna().all()") is None
+
+
+def test_precedence_and_alignment_hints() -> None:
+    err = "TypeError: Cannot perform 'rand_' with a dtyped [uint8] array and scalar of type [bool]"
+    assert "parentheses" in (error_hint(err, "", FRAME) or "")
+    err = "ValueError: Can only compare identically-labeled Series objects"
+    assert ".iloc[0]" in (error_hint(err, "", FRAME) or "")
