@@ -131,9 +131,10 @@ def expect(question: str) -> Expectation:
         clause = q.split(",", 1)[1].strip()
     words = _first_words(clause)
     lower = q.lower()
-    if (words and words[0] in _AUX and not _NOT_YES_NO.search(clause)) or re.search(
-        r"\btrue or false\b|\byes or no\b", lower
-    ):
+    imperative = words[:1] == ["do"] and "?" not in q  # "Do the tasks", not "Do we ...?"
+    if (
+        words and words[0] in _AUX and not imperative and not _NOT_YES_NO.search(clause)
+    ) or re.search(r"\btrue or false\b|\byes or no\b", lower):
         return Expectation("boolean")
     count = _count(q)
     if _LIST_START.search(q):

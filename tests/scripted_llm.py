@@ -21,6 +21,7 @@ from typing import Any
 
 REPAIR_MARKS = ("That code failed:", "That code ran, but")  # prompt.REPAIR, prompt.RECHECK
 PREV_MARK = re.compile(r"^\(The previous code gave: .*?; it is available as `prev`\.\)\n\n", re.S)
+HINT_MARK = re.compile(r"\n`result` must be [^\n]*$")  # checks.Expectation.hint, after the question
 
 
 def fence(code: str) -> str:
@@ -84,7 +85,7 @@ class ScriptedLLM:
             if content.startswith(REPAIR_MARKS):
                 attempt += 1
                 continue
-            question = PREV_MARK.sub("", content)
+            question = HINT_MARK.sub("", PREV_MARK.sub("", content))
             break
         for rule in self.rules:
             if rule.pattern.search(question):

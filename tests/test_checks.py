@@ -42,6 +42,8 @@ from dataask_jupyter.checks import (
         ("How many orders per region?", None, None),
         ("Plot revenue by month", None, None),
         ("Show me the data", None, None),
+        ("Do the tasks", None, None),
+        ("Do we sell in Peru?", "boolean", None),
     ],
 )
 def test_expect(question: str, kind: str | None, count: int | None) -> None:
