@@ -553,6 +553,14 @@ def error_hint(error: str, code: str, frame: pd.DataFrame | None) -> str | None:
     """A one-line pointer for common pandas slips in ``error``, from the code and the columns."""
     if frame is None:
         return None
+    undefined = re.search(r"NameError: name '(\w+)' is not defined", error)
+    if undefined:
+        if undefined.group(1) == "result":
+            return (
+                "`result` does not exist before your code assigns it: the previous answer is "
+                "`prev`. Build on `prev` (or df), and assign the new answer to `result`."
+            )
+        return "Defined already: df, dfs, prev, pd, np, px, go; define anything else yourself."
     if _EMPTY_SELECTION.search(error):
         hints = _value_hints(code, frame)
         return " ".join(["The selection was empty: a filter matched no rows.", *hints])

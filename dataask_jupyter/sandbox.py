@@ -324,8 +324,21 @@ class Sandbox:
             self._prev = out.value
         return out
 
+    @property
+    def prev(self) -> Any:
+        """The value the next run sees as ``prev``."""
+        return self._prev
+
     def set_prev(self, value: Any) -> None:
-        self._prev = value
+        """Make ``value`` the next run's ``prev`` (None, or one that cannot travel, clears it)."""
+        enc = results.encode_prev(value) if value is not None else None
+        self._prev = value if enc is not None else None
+        if self.running:
+            with contextlib.suppress(SandboxError, TimeoutError):
+                if enc is None:
+                    self._request({"type": "reset"})
+                else:
+                    self._request({"type": "set_prev", **enc[0]}, enc[1])
 
     def info(self) -> dict[str, Any]:
         b: BackendInfo | None = self.backend.info() if self.backend else None

@@ -251,6 +251,7 @@ class Session:
             hint=expectation.hint() if s.result_checks else None,
         )
         kept: tuple[Any, str, str, list[str]] | None = None  # a result that ran but did not fit
+        prev = self.sandbox.prev  # what every attempt at this question builds on
         for _ in range(1 + max(0, s.max_repairs)):
             try:
                 reply = self.llm.complete(messages)
@@ -301,6 +302,7 @@ class Session:
                 # if the retry fails or does no better, this result stands.
                 attempt.error = misfit
                 kept = (outcome.value, outcome.kind, extracted.code, list(extracted.notes))
+                self.sandbox.set_prev(prev)  # the retry builds on the same `prev`
                 messages += prompt.repair_messages(extracted.code, misfit, checked=True)
                 continue
             detail = outcome.error or "unknown error"
@@ -313,6 +315,7 @@ class Session:
         if kept is not None and (answer.error is not None or _no_better(answer.value, kept[0])):
             answer.value, answer.kind, answer.code, answer.notes = kept
             answer.error = None
+            self.sandbox.set_prev(answer.value)
         answer.seconds = time.perf_counter() - started
         self._remember(answer)
         return answer

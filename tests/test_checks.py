@@ -265,3 +265,10 @@ def test_precedence_and_alignment_hints() -> None:
     assert "parentheses" in (error_hint(err, "", FRAME) or "")
     err = "ValueError: Can only compare identically-labeled Series objects"
     assert ".iloc[0]" in (error_hint(err, "", FRAME) or "")
+
+
+def test_undefined_names() -> None:
+    text = error_hint("NameError: name 'result' is not defined", "px.line(result)", FRAME)
+    assert text is not None and "`prev`" in text
+    text = error_hint("NameError: name 'data' is not defined", "data.x", FRAME)
+    assert text is not None and "df, dfs, prev" in text

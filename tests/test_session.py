@@ -399,3 +399,22 @@ def test_a_failed_recheck_keeps_the_first_result(
     session.settings.result_checks = False
     c = session.ask("Which region sold the most?")
     assert len(c.attempts) == 1 and "must be" not in llm.requests[-1]["messages"][-1]["content"]
+
+
+def test_a_recheck_builds_on_the_same_prev(
+    session: dataask.Session, sales: dataask.Dataset, llm: ScriptedLLM
+) -> None:
+    llm.on("revenue by region", "result = df.groupby('region', as_index=False)['revenue'].sum()")
+    llm.on(
+        "plot that",
+        "fig = px.bar(prev, x='region', y='revenue')\nresult = fig.show()",
+        "result = px.bar(prev, x='region', y='revenue')",
+    )
+    session.ask("revenue by region")
+    a = session.ask("plot that")
+    assert a.error is None and a.kind == "figure" and len(a.attempts) == 2
+    # a kept first result becomes `prev` for the next question
+    llm.on("top 2 regions", "result = ['Europe', 'Asia Pacific']", "result = []")
+    llm.on("how many", "result = len(prev)")
+    session.ask("List the top 2 regions by revenue")
+    assert session.ask("how many are there").value == 2
