@@ -52,6 +52,7 @@ _COUNT_PATTERNS = [
 _AT_MOST = re.compile(r"\b(?:less|fewer)\s+than\b|\bat most\b|\bup to\b|\bas many as\b", re.I)
 _BREAKDOWN = re.compile(r"\b(?:per|each|every|breakdown|broken down|grouped)\b", re.I)
 _CHART = re.compile(r"\b(?:plot|chart|graph|draw|visuali[sz]e|histogram)\b", re.I)
+_FIGURES = ("Figure", "FigureWidget", "PngImage")
 _NOT_YES_NO = re.compile(r"\b(?:show|list|which|what|plot|chart|table|how many|how much)\b", re.I)
 _LIST_START = re.compile(
     r"^(?:please\s+)?(?:list|name|give me|enumerate|what are|which are)\b", re.I
@@ -222,6 +223,11 @@ def feedback(
     exp = expectation if expectation is not None else expect(question)
     if value is None:
         return NONE_RESULT
+    if _CHART.search(question) and type(value).__name__ not in _FIGURES:
+        return (
+            f"The question asks for a chart, but the result is {_describe(value)}. Assign a "
+            "plotly figure to `result`, e.g. result = px.line(prev, x=..., y=...)."
+        )
     if code and frame is not None and not _uses_data(code):
         return (
             "The code never reads df: it states an answer instead of computing it. "
@@ -557,8 +563,8 @@ def error_hint(error: str, code: str, frame: pd.DataFrame | None) -> str | None:
     if undefined:
         if undefined.group(1) == "result":
             return (
-                "`result` does not exist before your code assigns it: the previous answer is "
-                "`prev`. Build on `prev` (or df), and assign the new answer to `result`."
+                "`result` is not defined before your code assigns it; where you meant the "
+                "previous answer, use `prev`."
             )
         return "Defined already: df, dfs, prev, pd, np, px, go; define anything else yourself."
     if _EMPTY_SELECTION.search(error):

@@ -136,7 +136,7 @@ def test_list_count() -> None:
 
 def test_no_opinion_no_feedback() -> None:
     assert feedback("Show me the data", FRAME, "result = df") is None
-    assert feedback("Plot revenue", 3, "") is None
+    assert feedback("Summarise the table", 3, "") is None
 
 
 def test_a_stated_answer_is_sent_back() -> None:
@@ -272,3 +272,12 @@ def test_undefined_names() -> None:
     assert text is not None and "`prev`" in text
     text = error_hint("NameError: name 'data' is not defined", "data.x", FRAME)
     assert text is not None and "df, dfs, prev" in text
+
+
+def test_a_chart_question_wants_a_figure() -> None:
+    text = feedback("plot that as a line chart", FRAME, "result = prev")
+    assert text is not None and "plotly figure" in text
+    import plotly.express as px
+
+    fig = px.line(FRAME, x="season", y="Years")
+    assert feedback("plot that as a line chart", fig, "result = px.line(prev)") is None
