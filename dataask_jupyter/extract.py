@@ -187,7 +187,14 @@ def extract_code(reply: str) -> Extracted:
             notes.append("assigned the last expression to `result`")
         else:
             raise CodeExtractionError("the code does not assign the answer to `result`")
+    shown = _SHOW_RESULT.sub(r"\1result = \2", code)
+    if shown != code:  # `result = fig.show()` is None: the figure was meant
+        code = shown
+        notes.append("kept the figure instead of the value of .show()")
     return Extracted(code=code, notes=tuple(notes))
+
+
+_SHOW_RESULT = re.compile(r"^([ \t]*)result\s*=\s*(\w[\w.]*)\.show\(\)[ \t]*$", re.M)
 
 
 def _is_print(node: ast.expr) -> bool:

@@ -81,3 +81,14 @@ def test_static_checks_refuse(code: str, needle: str) -> None:
 )
 def test_static_checks_allow_ordinary_code(code: str) -> None:
     assert check_code(code) == []
+
+
+def test_result_of_show_keeps_the_figure() -> None:
+    reply = (
+        "```python\nfig = px.line(prev, x='a', y='b')\n"
+        "if prev is not None:\n    result = fig.show()\n```"
+    )
+    out = extract_code(reply)
+    assert out.code.splitlines()[-1] == "    result = fig"
+    assert "kept the figure instead of the value of .show()" in out.notes
+    assert extract_code("```python\nresult = df.show_me()\n```").notes == ()

@@ -328,7 +328,7 @@ def test_none_result_gets_one_more_try(
 ) -> None:
     llm.on(
         "plot",
-        "fig = px.bar(df.groupby('region')['revenue'].sum())\nresult = fig.show()",
+        "fig = px.bar(df.groupby('region')['revenue'].sum())\nresult = print(fig)",
         "result = px.bar(df.groupby('region')['revenue'].sum())",
     )
     a = session.ask("plot revenue by region")
@@ -407,7 +407,7 @@ def test_a_recheck_builds_on_the_same_prev(
     llm.on("revenue by region", "result = df.groupby('region', as_index=False)['revenue'].sum()")
     llm.on(
         "plot that",
-        "fig = px.bar(prev, x='region', y='revenue')\nresult = fig.show()",
+        "fig = px.bar(prev, x='region', y='revenue')\nresult = print(fig)",
         "result = px.bar(prev, x='region', y='revenue')",
     )
     session.ask("revenue by region")
