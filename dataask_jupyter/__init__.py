@@ -10,6 +10,7 @@ if (
 ):  # imported lazily: `python -m dataask_jupyter.local_model` must not pay for pandas
     from dataask_jupyter.config import Ask
     from dataask_jupyter.errors import (
+        CancelledError,
         CodeExtractionError,
         CorruptFileError,
         DataaskError,
@@ -20,12 +21,12 @@ if (
         FileTooLargeError,
         LLMError,
         LoadError,
-        ResultTooLargeError,
         SandboxError,
         SandboxTimeoutError,
         SheetNotFoundError,
         UnsupportedFormatError,
     )
+    from dataask_jupyter.events import Event
     from dataask_jupyter.session import Answer, Attempt, Dataset, Session
 
 __version__ = "0.1.0"
@@ -33,10 +34,12 @@ __all__ = [
     "Answer",
     "Ask",
     "Attempt",
+    "CancelledError",
     "CodeExtractionError",
     "CorruptFileError",
     "DataaskError",
     "Dataset",
+    "Event",
     "DatasetNotFoundError",
     "EmptyFileError",
     "EncryptedFileError",
@@ -44,7 +47,6 @@ __all__ = [
     "FileTooLargeError",
     "LLMError",
     "LoadError",
-    "ResultTooLargeError",
     "SandboxError",
     "SandboxTimeoutError",
     "Session",
@@ -59,6 +61,7 @@ _LAZY = {
     "Answer": "dataask_jupyter.session",
     "Attempt": "dataask_jupyter.session",
     "Dataset": "dataask_jupyter.session",
+    "Event": "dataask_jupyter.events",
     "Session": "dataask_jupyter.session",
 }
 _magics: Any = None

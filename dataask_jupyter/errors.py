@@ -59,8 +59,8 @@ class SandboxTimeoutError(SandboxError):
     """The generated code ran longer than the execution timeout."""
 
 
-class ResultTooLargeError(SandboxError):
-    """The result is over the configured size cap."""
+class CancelledError(DataaskError):
+    """The question was cancelled (the kernel was interrupted, or ``Session.cancel()``)."""
 
 
 class ExportError(DataaskError):
