@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from dataask_jupyter.profile import profile_frame
+from dataask_jupyter.profile import profile_frame, quote
 
 INSTRUCTIONS = """\
 You write Python (pandas) code that answers questions about tables.
@@ -73,7 +73,8 @@ def describe_dataset(
         max_columns, max_chars = min(15, max_columns), min(1500, max_chars)
     text = profile_frame(frame, name, max_columns=max_columns, max_chars=max_chars, values=values)
     if notes and not brief:
-        lines = "\n".join(f"- {n}" for n in notes)
+        # JSON-quoted like every name and value: a note may quote a column name or a cell
+        lines = "\n".join(f"- {quote(n, _MAX_NOTES_CHARS)}" for n in notes)
         if len(lines) > _MAX_NOTES_CHARS:
             lines = lines[: _MAX_NOTES_CHARS - 1] + "…"
         text += "\nhow it was read:\n" + lines
