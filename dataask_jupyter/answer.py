@@ -63,6 +63,7 @@ class Attempt:
     reply: str = field(default="", repr=False)
     outcome: str = ""
     check: str | None = None
+    value: Any = field(default=None, repr=False)  # what the run returned (ok and misfit tries)
 
 
 @dataclass

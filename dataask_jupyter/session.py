@@ -281,6 +281,8 @@ class Session:
                 events("error", answer.error)
                 break
             tried.code, tried.outcome, tried.error = outcome.code, outcome.name, outcome.error
+            if isinstance(outcome, Ok | Misfit):
+                tried.value = outcome.run.value
             answer.code = outcome.code or answer.code
             if isinstance(outcome, Ok):
                 if best is None or not _no_better(outcome.run.value, best.value):
