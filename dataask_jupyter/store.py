@@ -137,7 +137,8 @@ class DatasetRecord:
 
     ``source`` is the file's absolute path ("" for a DataFrame, which cannot be reloaded).
     ``header_row`` and ``range`` are the reader options the user gave; ``encoding``/``delimiter``
-    what the reader decided for a CSV; ``columns`` and ``dtypes`` the table it produced.
+    what the reader decided for a CSV, ``engine`` the parser it used; ``columns`` and ``dtypes``
+    the table it produced.
     """
 
     name: str
@@ -148,6 +149,7 @@ class DatasetRecord:
     range: str | None = None
     encoding: str | None = None
     delimiter: str | None = None
+    engine: str = ""
     columns: list[str] = field(default_factory=list)
     dtypes: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -179,6 +181,7 @@ class DatasetRecord:
             range=getattr(ds, "range", None) if range is None else range,
             encoding=getattr(ds, "encoding", None),
             delimiter=getattr(ds, "delimiter", None),
+            engine=str(getattr(ds, "engine", "") or ""),
             columns=[str(c) for c in ds.columns],
             dtypes={str(k): str(v) for k, v in dict(getattr(ds, "dtypes", {})).items()},
             notes=[str(n) for n in getattr(ds, "notes", [])],
