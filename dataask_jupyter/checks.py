@@ -16,13 +16,27 @@ import difflib
 import math
 import numbers
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["NONE_RESULT", "Expectation", "error_hint", "expect", "feedback", "is_missing"]
+from dataask_jupyter.errors import DataaskError
+
+__all__ = [
+    "CHECKS",
+    "NONE_RESULT",
+    "Expectation",
+    "Misfit",
+    "enabled_checks",
+    "error_hint",
+    "expect",
+    "feedback",
+    "is_missing",
+    "misfit",
+]
 
 _AUX = {
     "is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "can", "could",
@@ -212,6 +226,190 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+@dataclass(frozen=True)
+class Result:
+    """What a result check looks at: the question, the value, the code and the dataset."""
+
+    question: str
+    value: Any
+    code: str
+    frame: pd.DataFrame | None
+    expectation: Expectation
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """A named check that fired, and its feedback for the LLM."""
+
+    check: str
+    text: str
+
+
+def _check_none(r: Result) -> str | None:
+    return NONE_RESULT if r.value is None else None
+
+
+def _check_chart(r: Result) -> str | None:
+    if _CHART.search(r.question) and type(r.value).__name__ not in _FIGURES:
+        return (
+            f"The question asks for a chart, but the result is {_describe(r.value)}. Assign a "
+            "plotly figure to `result`, e.g. result = px.line(prev, x=..., y=...)."
+        )
+    return None
+
+
+def _check_computed(r: Result) -> str | None:
+    if r.code and r.frame is not None and not _uses_data(r.code):
+        return (
+            "The code never reads df: it states an answer instead of computing it. "
+            "Compute the answer from df."
+        )
+    return None
+
+
+def _check_empty(r: Result) -> str | None:
+    if not is_missing(r.value):
+        return None
+    text = (
+        f"The result is empty or missing ({_describe(r.value)}): a filter in the code probably "
+        "matched no rows, or compared against a value the column does not hold."
+    )
+    hints = _value_hints(r.code, r.frame) if r.frame is not None else []
+    if hints:
+        text += " " + " ".join(hints)
+    return text + " Fix the code so it finds the rows the question means."
+
+
+def _check_yes_no(r: Result) -> str | None:
+    if r.expectation.kind != "boolean" or _is_bool(r.value):
+        return None
+    value = r.value
+    if isinstance(value, pd.Series | np.ndarray | list | tuple) and _all_bools(value):
+        return (
+            f"The question asks yes or no, but the result is {_describe(value)}, one per "
+            "row. Reduce it to one True/False with .any() or .all()."
+        )
+    return (
+        f"The question asks yes or no, but the result is {_describe(value)}. "
+        "Assign one True/False to `result` (a comparison, .any() or .all())."
+    )
+
+
+def _check_row_labels(r: Result) -> str | None:
+    rows = _row_labels(r.value, r.code, r.frame)
+    if not rows:
+        return None
+    return (
+        f"The result holds row numbers of df ({rows}), not values from the table: "
+        ".index / .idxmax() of a column give row labels. Take the column you need from "
+        'those rows, e.g. df.loc[df["X"].idxmax(), "Name"] or '
+        'df.nlargest(3, "X")["Name"].tolist().'
+    )
+
+
+def _check_label(r: Result) -> str | None:
+    if r.expectation.kind == "label" and _is_number(r.value) and not _numeric_label(r.question):
+        return (
+            f"The question asks which/who (a name or label), but the result is the number "
+            f"{_describe(r.value)}. Return the label of the matching row or group, e.g. "
+            'df.loc[df["X"].idxmax(), "Name"] or series.idxmax(), not the measured value.'
+        )
+    return None
+
+
+def _check_direction(r: Result) -> str | None:
+    return _wrong_direction(r.question, r.code)
+
+
+def _check_names(r: Result) -> str | None:
+    names = _names_expected(r.question, r.expectation, r.value, r.frame)
+    if not names:
+        return None
+    return (
+        f'The question asks for {names[0]} (column "{names[1]}" holds them), but the result '
+        f'is {_describe(r.value)}. Return values of df["{names[1]}"] for the rows meant.'
+    )
+
+
+def _check_second(r: Result) -> str | None:
+    if _SECOND.search(r.question) and not _SECOND_CODE.search(r.code) and _length(r.value) is None:
+        return (
+            "The question asks for the second one, but the code takes the top one. Take the "
+            'second with e.g. df.nlargest(2, "X").iloc[1]["Name"] or '
+            "series.sort_values(ascending=False).index[1]."
+        )
+    return None
+
+
+def _check_count(r: Result) -> str | None:
+    exp = r.expectation
+    if exp.kind != "list" or exp.count is None:
+        return None
+    n = _length(r.value)
+    have = 1 if n is None else n
+    if have == exp.count or (exp.at_most and 0 < have <= exp.count):
+        return None
+    return (
+        f"The question asks for {exp.count} values, but the result is {_describe(r.value)}. "
+        f"For the top or bottom {exp.count} rows by a column use "
+        f'df.nlargest({exp.count}, "X")["Y"].tolist() or df.nsmallest(...); '
+        "do not filter on the single maximum or minimum first."
+    )
+
+
+# The result checks by name, in the order they are tried; the first that fires is sent back.
+# `Ask.result_checks` switches them all (True / False) or names the ones to use.
+CHECKS: dict[str, Callable[[Result], str | None]] = {
+    "none": _check_none,
+    "chart": _check_chart,
+    "computed": _check_computed,
+    "empty": _check_empty,
+    "yes_no": _check_yes_no,
+    "row_labels": _check_row_labels,
+    "label": _check_label,
+    "direction": _check_direction,
+    "names": _check_names,
+    "second": _check_second,
+    "count": _check_count,
+}
+
+
+def enabled_checks(setting: bool | Sequence[str]) -> tuple[str, ...]:
+    """The check names a ``result_checks`` setting turns on (unknown names: DataaskError)."""
+    if setting is True:
+        return tuple(CHECKS)
+    if setting is False:
+        return ()
+    names = tuple(str(n) for n in setting)
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise DataaskError(
+            f"unknown result check(s) {', '.join(map(repr, unknown))} in Ask.result_checks; "
+            f"known: {', '.join(CHECKS)}"
+        )
+    return tuple(n for n in CHECKS if n in names)
+
+
+def misfit(
+    question: str,
+    value: Any,
+    code: str,
+    frame: pd.DataFrame | None = None,
+    expectation: Expectation | None = None,
+    *,
+    checks: Sequence[str] | None = None,
+) -> Misfit | None:
+    """The first enabled check (all by default) that finds ``value`` does not fit ``question``."""
+    result = Result(
+        question, value, code, frame, expectation if expectation is not None else expect(question)
+    )
+    for name in CHECKS if checks is None else checks:
+        text = CHECKS[name](result)
+        if text:
+            return Misfit(name, text)
+    return None
+
+
 def feedback(
     question: str,
     value: Any,
@@ -220,78 +418,8 @@ def feedback(
     expectation: Expectation | None = None,
 ) -> str | None:
     """Why ``value`` does not fit ``question`` (one short paragraph for the LLM), or None."""
-    exp = expectation if expectation is not None else expect(question)
-    if value is None:
-        return NONE_RESULT
-    if _CHART.search(question) and type(value).__name__ not in _FIGURES:
-        return (
-            f"The question asks for a chart, but the result is {_describe(value)}. Assign a "
-            "plotly figure to `result`, e.g. result = px.line(prev, x=..., y=...)."
-        )
-    if code and frame is not None and not _uses_data(code):
-        return (
-            "The code never reads df: it states an answer instead of computing it. "
-            "Compute the answer from df."
-        )
-    if is_missing(value):
-        text = (
-            f"The result is empty or missing ({_describe(value)}): a filter in the code probably "
-            "matched no rows, or compared against a value the column does not hold."
-        )
-        hints = _value_hints(code, frame) if frame is not None else []
-        if hints:
-            text += " " + " ".join(hints)
-        return text + " Fix the code so it finds the rows the question means."
-    if exp.kind == "boolean" and not _is_bool(value):
-        if isinstance(value, pd.Series | np.ndarray | list | tuple) and _all_bools(value):
-            return (
-                f"The question asks yes or no, but the result is {_describe(value)}, one per "
-                "row. Reduce it to one True/False with .any() or .all()."
-            )
-        return (
-            f"The question asks yes or no, but the result is {_describe(value)}. "
-            "Assign one True/False to `result` (a comparison, .any() or .all())."
-        )
-    rows = _row_labels(value, code, frame)
-    if rows:
-        return (
-            f"The result holds row numbers of df ({rows}), not values from the table: "
-            ".index / .idxmax() of a column give row labels. Take the column you need from "
-            'those rows, e.g. df.loc[df["X"].idxmax(), "Name"] or '
-            'df.nlargest(3, "X")["Name"].tolist().'
-        )
-    if exp.kind == "label" and _is_number(value) and not _numeric_label(question):
-        return (
-            f"The question asks which/who (a name or label), but the result is the number "
-            f"{_describe(value)}. Return the label of the matching row or group, e.g. "
-            'df.loc[df["X"].idxmax(), "Name"] or series.idxmax(), not the measured value.'
-        )
-    direction = _wrong_direction(question, code)
-    if direction:
-        return direction
-    names = _names_expected(question, exp, value, frame)
-    if names:
-        return (
-            f'The question asks for {names[0]} (column "{names[1]}" holds them), but the result '
-            f'is {_describe(value)}. Return values of df["{names[1]}"] for the rows meant.'
-        )
-    if _SECOND.search(question) and not _SECOND_CODE.search(code) and _length(value) is None:
-        return (
-            "The question asks for the second one, but the code takes the top one. Take the "
-            'second with e.g. df.nlargest(2, "X").iloc[1]["Name"] or '
-            "series.sort_values(ascending=False).index[1]."
-        )
-    if exp.kind == "list" and exp.count is not None:
-        n = _length(value)
-        have = 1 if n is None else n
-        if have != exp.count and not (exp.at_most and 0 < have <= exp.count):
-            return (
-                f"The question asks for {exp.count} values, but the result is {_describe(value)}. "
-                f"For the top or bottom {exp.count} rows by a column use "
-                f'df.nlargest({exp.count}, "X")["Y"].tolist() or df.nsmallest(...); '
-                "do not filter on the single maximum or minimum first."
-            )
-    return None
+    found = misfit(question, value, code, frame, expectation)
+    return found.text if found else None
 
 
 _SECOND = re.compile(r"\b(?:second|2nd)\b(?![- ]*(?:half|hand|time|s\b))", re.I)
