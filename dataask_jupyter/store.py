@@ -167,6 +167,7 @@ class DatasetRecord:
     ) -> DatasetRecord:
         """A record of a ``Session`` dataset (fingerprinting its file when there is one)."""
         fmt = str(ds.format)
+        options = dict(getattr(ds, "options", None) or {})  # the reader overrides given to load
         source = "" if fmt == "dataframe" else os.path.abspath(str(ds.source))
         fp = None
         if source:
@@ -177,8 +178,8 @@ class DatasetRecord:
             source=source,
             format=fmt,
             sheet=ds.sheet,
-            header_row=getattr(ds, "header_row", None) if header_row is None else header_row,
-            range=getattr(ds, "range", None) if range is None else range,
+            header_row=options.get("header_row") if header_row is None else header_row,
+            range=options.get("range") if range is None else range,
             encoding=getattr(ds, "encoding", None),
             delimiter=getattr(ds, "delimiter", None),
             engine=str(getattr(ds, "engine", "") or ""),

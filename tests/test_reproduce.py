@@ -202,3 +202,38 @@ def test_what_cannot_be_reproduced_is_said(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match=r"\.txt"):
         write_conversation(tmp_path / "x.txt", turns, datasets)
     assert "print(result)" in to_script(turns, datasets)
+
+
+@pytest.mark.parametrize("options", [{"header_row": 3}, {"range": "B3:D8"}, {}])
+def test_reader_options_are_reproduced(
+    settings_kwargs: dict[str, Any], tmp_path: Path, options: dict[str, Any]
+) -> None:
+    import inspect
+
+    from openpyxl import Workbook
+
+    from dataask_jupyter import readers
+
+    if "header_row" not in inspect.signature(readers.read_table).parameters:
+        pytest.skip("the reader takes no header_row/range yet (issue 10 lands them)")
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Report"
+    ws.append(["Quarterly sales report"])
+    ws.append([])
+    ws.append([None, "region", "units", "revenue"])
+    for i, region in enumerate(["North", "South", "East", "West", "Centre"]):
+        ws.append([None, region, 10 + i, 100.5 * (i + 1)])
+    ws.append([None, "Total", 60, 1507.5])
+    path = tmp_path / "report.xlsx"
+    wb.save(path)
+    with dataask.Session(**settings_kwargs) as s:
+        ds = s.load(path, name="report", **options)
+        rec = DatasetRecord.from_dataset(ds, active=True)
+        assert (rec.header_row, rec.range) == (options.get("header_row"), options.get("range"))
+        turns = [TurnRecord(number=1, question="q", dataset="report", code="result = len(df)")]
+        nb = to_notebook(turns, [rec], frames={"report": ds.frame})
+        assert "Not reproduced exactly" not in "\n".join(c.source for c in nb.cells), ds.notes
+        ns: dict[str, Any] = {}
+        exec(nb.cells[1].source, ns)  # the load cell
+        pd.testing.assert_frame_equal(ns["df"], ds.frame, check_dtype=False)
