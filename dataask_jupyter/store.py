@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from dataask_jupyter.errors import DataaskError
+from dataask_jupyter.errors import DataaskError, DatasetNotFoundError
 
 __all__ = [
     "ConversationStore",
@@ -121,6 +121,22 @@ class TurnRecord:
             stdout=str(getattr(answer, "stdout", "")),
         )
 
+    def answer_fields(self) -> dict[str, Any]:
+        """Keyword arguments for ``Answer(...)`` that bring this turn back into a history."""
+        return {
+            "question": self.question,
+            "dataset": self.dataset,
+            "number": self.number,
+            "value": self.value,
+            "code": self.code,
+            "error": self.error,
+            "stdout": self.stdout,
+            "kind": self.kind,
+            "seconds": self.seconds,
+            "notes": list(self.notes),
+            "cancelled": self.cancelled,
+        }
+
 
 @dataclass(frozen=True)
 class Fingerprint:
@@ -189,6 +205,32 @@ class DatasetRecord:
             fingerprint=fp,
             active=active,
         )
+
+    def load_args(self) -> dict[str, Any]:
+        """Keyword arguments for ``Session.load`` that read the file again the same way."""
+        args: dict[str, Any] = {"source": self.source, "name": self.name, "sheet": self.sheet}
+        if self.header_row is not None:
+            args["header_row"] = self.header_row
+        if self.range is not None:
+            args["range"] = self.range
+        return args
+
+    def reload_check(self) -> str | None:
+        """Before reloading: a note if the file changed; DatasetNotFoundError if it is gone."""
+        state = source_state(self)
+        if state == "missing":
+            raise DatasetNotFoundError(
+                f'dataset "{self.name}" cannot be reloaded: {self.source} no longer exists; '
+                f"load it again from where it is now (%ask load PATH --name {self.name})"
+            )
+        if state == "not a file":
+            raise DatasetNotFoundError(
+                f'dataset "{self.name}" was a DataFrame of the earlier kernel and is not kept; '
+                f"load it again (%ask load VARIABLE --name {self.name})"
+            )
+        if state == "changed":
+            return f"{os.path.basename(self.source)} changed since it was loaded; reloaded it"
+        return None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

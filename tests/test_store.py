@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dataask_jupyter.errors import DataaskError
+from dataask_jupyter.errors import DataaskError, DatasetNotFoundError
 from dataask_jupyter.notebook_key import notebook_key
 from dataask_jupyter.results import PngImage
 from dataask_jupyter.store import (
@@ -226,6 +226,28 @@ def test_fingerprint_and_source_state(tmp_path: Path) -> None:
     path.unlink()
     assert source_state(rec) == "missing"
     assert source_state(DatasetRecord(name="df", source="", format="dataframe")) == "not a file"
+
+
+def test_records_come_back_as_answers_and_loads(tmp_path: Path) -> None:
+    from dataask_jupyter.answer import Answer
+
+    rec = turn(4, [1, 2], code="result = [1, 2]", kind="json", notes=["n"], seconds=0.5)
+    answer = Answer(**rec.answer_fields())
+    assert (answer.number, answer.value, answer.code, answer.notes) == (4, [1, 2], rec.code, ["n"])
+    path = tmp_path / "t.csv"
+    path.write_text("a\n1\n")
+    ds = DatasetRecord(
+        name="t", source=str(path), format="csv", header_row=2, fingerprint=fingerprint(path)
+    )
+    assert ds.load_args() == {"source": str(path), "name": "t", "sheet": None, "header_row": 2}
+    assert ds.reload_check() is None
+    path.write_text("a\n1\n2\n")
+    assert "t.csv changed" in (ds.reload_check() or "")
+    path.unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"t\.csv no longer exists"):
+        ds.reload_check()
+    with pytest.raises(DatasetNotFoundError, match="DataFrame"):
+        DatasetRecord(name="m", source="", format="dataframe").reload_check()
 
 
 def test_uploads_capped_oldest_evicted(tmp_path: Path) -> None:
