@@ -299,9 +299,10 @@ def _unquote(value: str | None) -> str | None:
 
 def _field(key: str, value: Any) -> str:
     """One ``%ask sandbox`` entry; a list (such as the isolation layers) one item a line."""
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return f"{key:>15}:\n" + "\n".join(f"{'':>17}- {v}" for v in value)
-    shown = json.dumps(value) if isinstance(value, (dict, list)) else value
+    if isinstance(value, list) and value:
+        items = (v if isinstance(v, str) else json.dumps(v) for v in value)
+        return f"{key:>15}:\n" + "\n".join(f"{'':>17}- {v}" for v in items)
+    shown = json.dumps(value) if isinstance(value, dict | list) else value
     return f"{key:>15}: {shown}"
 
 

@@ -7,6 +7,7 @@ tests/test_kernel_magics.py.
 from __future__ import annotations
 
 import _thread
+import json
 import subprocess
 import sys
 import threading
@@ -256,7 +257,7 @@ def test_sandbox_lists_the_isolation_layers(
     info = ip.magics_manager.registry["AskMagics"].session.sandbox_info()
     assert f"backend: {info['backend']}" in out and "isolation:" in out
     for layer in info.get("layers", []):
-        assert f"- {layer}" in out
+        assert f"- {layer if isinstance(layer, str) else json.dumps(layer)}" in out
 
 
 def test_forget_and_conversation_export(
