@@ -100,6 +100,9 @@ class Outcome:
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    first_token_seconds: float | None = None  # streamed replies (dataask) only
+    llm_seconds: float = 0.0
+    cached_tokens: int | None = None  # prompt tokens the server's cache served, when it says
     code: str = ""
     # result checks: each check that fired, with the answer string of the result it judged
     checks: list[list[str]] = field(default_factory=list)
@@ -301,6 +304,8 @@ class DataaskRunner:
             a = g.value
             out.repairs = a.repairs
             out.prompt_tokens, out.completion_tokens = a.prompt_tokens, a.completion_tokens
+            out.first_token_seconds, out.llm_seconds = a.first_token_seconds, a.llm_seconds
+            out.cached_tokens = a.cached_tokens
             out.code = a.code
             for t in a.attempts:
                 if t.check is not None:
@@ -587,6 +592,28 @@ def fold_report(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def _first_token(group: list[Outcome]) -> str:
+    times = [o.first_token_seconds for o in group if o.first_token_seconds is not None]
+    return f"{_quantile(times, 0.5):.2f}" if times else "-"
+
+
+def _tokens_per_second(group: list[Outcome]) -> str:
+    """Generated tokens over the time after the first token, summed over the questions."""
+    tokens = seconds = 0.0
+    for o in group:
+        if o.first_token_seconds is not None and o.llm_seconds > o.first_token_seconds:
+            tokens += o.completion_tokens
+            seconds += o.llm_seconds - o.first_token_seconds
+    return f"{tokens / seconds:.1f}" if seconds else "-"
+
+
+def _cache_rate(group: list[Outcome]) -> str:
+    """Share of prompt tokens the server's prompt cache served (where the server reports it)."""
+    reported = [o for o in group if o.cached_tokens is not None]
+    prompt = sum(o.prompt_tokens for o in reported)
+    return f"{100 * sum(o.cached_tokens or 0 for o in reported) / prompt:.0f}%" if prompt else "-"
+
+
 def _pct(n: int, d: int) -> str:
     return f"{100 * n / d:5.1f}%" if d else "    -"
 
@@ -654,6 +681,9 @@ def summarize(outcomes: Sequence[Outcome], *, header: str = "") -> str:
             lambda g: f"{statistics.fmean([o.completion_tokens for o in g]):.0f}",
         )
     )
+    lines.append(row("first token median (s)", _first_token))
+    lines.append(row("generated tokens/s", _tokens_per_second))
+    lines.append(row("prompt cache hit rate", _cache_rate))
     if both:
         a, b = (sum(o.ok for o in per[s]) for s in systems)
         ratio = f"{a / b:.2f}x" if b else "inf"

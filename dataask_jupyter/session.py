@@ -266,6 +266,11 @@ class Session:
                 tried.reply = reply.text
                 answer.prompt_tokens += reply.prompt_tokens
                 answer.completion_tokens += reply.completion_tokens
+                answer.llm_seconds += reply.seconds
+                if reply.cached_tokens is not None:
+                    answer.cached_tokens = (answer.cached_tokens or 0) + reply.cached_tokens
+                if answer.first_token_seconds is None:
+                    answer.first_token_seconds = reply.first_token_seconds
                 outcome = attempts.attempt(
                     reply.text,
                     task,
@@ -310,7 +315,14 @@ class Session:
 
     def _messages(self, ds: Dataset, task: Task) -> list[dict[str, str]]:
         s = self.settings
-        past = [prompt.PastTurn(t.question, t.code, t.summary) for t in self.history if t.code]
+        hints = bool(task.checks)
+        past = [
+            prompt.PastTurn(
+                t.question, t.code, t.summary, checks.expect(t.question).hint() if hints else None
+            )
+            for t in self.history
+            if t.code
+        ]
         return prompt.build_messages(
             {n: d.frame for n, d in self.datasets.items()},
             ds.name,
