@@ -108,7 +108,7 @@ def test_csv_latin1_accents_past_the_sample(tmp_path: Path) -> None:
     assert r.frame.shape == (10001, 2)
     assert r.frame["city"].iloc[-1] == "Málaga"
     assert r.encoding == "cp1252" and r.engine == "c"
-    assert r.notes == ["the file is not UTF-8 past its first 64 KB; read it as cp1252"]
+    assert r.notes == ["The file is not UTF-8 past its first 64 KB; it was read as cp1252."]
 
 
 def test_csv_utf8_with_a_bad_byte_past_the_sample(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_csv_utf8_with_a_bad_byte_past_the_sample(tmp_path: Path) -> None:
     assert r.encoding == "utf-8"
     assert r.frame["city"].iloc[0] == "Zürich"
     assert r.frame["city"].iloc[-1] == "M\ufffdlaga"
-    assert r.notes == ["some bytes were not valid utf-8 and were replaced by \ufffd"]
+    assert r.notes == ["Some bytes were not valid utf-8 and were replaced by \ufffd."]
 
 
 def test_csv_decimal_comma(tmp_path: Path) -> None:
@@ -190,7 +190,7 @@ def test_csv_iso_dates_parsed_both_engines(tmp_path: Path) -> None:
 def test_csv_malformed_lines_skipped_with_note(tmp_path: Path) -> None:
     r = read_table(write(tmp_path, "bad.csv", b"a,b\n1,2\n3,4,5\n6,7\n"))
     assert r.frame["a"].tolist() == [1, 6]
-    assert any("skipped 1 malformed line" in n and "line 3" in n for n in r.notes)
+    assert any("Skipped 1 malformed line" in n and "line 3" in n for n in r.notes)
 
 
 def test_csv_trailing_delimiter_does_not_shift_columns(tmp_path: Path) -> None:
@@ -219,10 +219,9 @@ def test_csv_blank_and_duplicate_column_names(tmp_path: Path) -> None:
             "unnamed_5",
             "price_2",
         ]
-        assert 'renamed blank column 2 to "unnamed_2"' in r.notes
-        assert 'renamed blank column 5 to "unnamed_5"' in r.notes
-        assert 'renamed duplicate "price" to "price_3"' in r.notes
-        assert 'trimmed spaces around column name " qty "' in r.notes
+        assert 'Named the columns without a name "unnamed_2", "unnamed_5".' in r.notes
+        assert 'Renamed repeated column names: "price" to "price_3".' in r.notes
+        assert 'Removed the spaces around the column names " qty ".' in r.notes
 
 
 def test_csv_literal_dot_names_are_kept(tmp_path: Path) -> None:
@@ -250,14 +249,14 @@ def test_whitespace_or_bom_only_file(tmp_path: Path, data: bytes) -> None:
 def test_png_renamed_csv(tmp_path: Path) -> None:
     p = write(tmp_path, "photo.csv", PNG)
     msg = raises_one_line(UnsupportedFormatError, read_table, p)
-    assert msg == "photo.csv looks like a PNG image, not CSV/XLS/XLSX/parquet"
+    assert msg == "photo.csv looks like a PNG image, not CSV/Excel/ODS/parquet"
     raises_one_line(UnsupportedFormatError, detect_format, p)
 
 
 def test_random_binary_renamed_csv(tmp_path: Path) -> None:
     data = np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes()
     msg = raises_one_line(UnsupportedFormatError, read_table, write(tmp_path, "x.csv", data))
-    assert msg == "x.csv looks like a binary file, not CSV/XLS/XLSX/parquet"
+    assert msg == "x.csv looks like a binary file, not CSV/Excel/ODS/parquet"
 
 
 def test_html_page_renamed_csv(tmp_path: Path) -> None:
@@ -273,7 +272,7 @@ def test_zip_that_is_not_a_workbook(tmp_path: Path) -> None:
     p = write(tmp_path, "book.xlsx", buf.getvalue())
     msg = raises_one_line(UnsupportedFormatError, read_table, p)
     assert (
-        msg == "book.xlsx looks like a ZIP archive that is not a workbook, not CSV/XLS/XLSX/parquet"
+        msg == "book.xlsx looks like a ZIP archive that is not a workbook, not CSV/Excel/ODS/parquet"
     )
 
 
@@ -285,7 +284,7 @@ def test_docx_renamed_xlsx(tmp_path: Path) -> None:
     msg = raises_one_line(
         UnsupportedFormatError, read_table, write(tmp_path, "r.xlsx", buf.getvalue())
     )
-    assert msg == "r.xlsx looks like a Word document, not CSV/XLS/XLSX/parquet"
+    assert msg == "r.xlsx looks like a Word document, not CSV/Excel/ODS/parquet"
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -344,10 +343,10 @@ def test_xlsx_sheet_by_name_and_index(sales_xlsx: Path) -> None:
     assert by_name.frame["when"].iloc[0] == pd.Timestamp("2024-02-01")
     loose = read_table(sales_xlsx, sheet=" 2024 ")  # forgiving match, with a note
     assert loose.sheet == "2024"
-    assert loose.notes == ['read sheet "2024" for sheet name " 2024 "']
+    assert loose.notes == ['Read sheet "2024" for the sheet name " 2024 ".']
     by_digits = read_table(sales_xlsx, sheet="1")  # a command line gives the index as text
     assert by_digits.sheet == "2024"
-    assert by_digits.notes == ['read sheet "2024" for sheet index "1"']
+    assert by_digits.notes == ['Read sheet "2024" for the sheet index "1".']
 
 
 def test_xlsx_unknown_sheet(sales_xlsx: Path) -> None:
@@ -385,8 +384,8 @@ def test_xlsx_duplicate_and_blank_headers(tmp_path: Path) -> None:
     wb.save(p)
     r = read_table(p)
     assert list(r.frame.columns) == ["price", "unnamed_2", "price_2", "qty"]
-    assert 'renamed blank column 2 to "unnamed_2"' in r.notes
-    assert 'renamed duplicate "price" to "price_2"' in r.notes
+    assert 'Named the columns without a name "unnamed_2".' in r.notes
+    assert 'Renamed repeated column names: "price" to "price_2".' in r.notes
 
 
 def test_xlsx_skips_hidden_first_sheet(tmp_path: Path) -> None:
@@ -403,7 +402,11 @@ def test_xlsx_skips_hidden_first_sheet(tmp_path: Path) -> None:
     wb.save(p)
     r = read_table(p)
     assert r.sheet == "report" and r.sheets == ["lookup", "report"]
-    assert r.notes == ['read "report", the first visible worksheet']
+    assert r.notes == [
+        'Read sheet "report", the first sheet with a table ("lookup" is hidden).',
+        'The workbook also has hidden sheets: "lookup" (hidden); load one with --sheet NAME.',
+    ]
+    assert r.hidden_sheets == {"lookup": "hidden"}
     assert read_table(p, sheet=0).sheet == "lookup"
 
 
@@ -415,7 +418,7 @@ def test_xlsx_empty_sheet(tmp_path: Path) -> None:
     p = tmp_path / "e.xlsx"
     wb.save(p)
     msg = raises_one_line(EmptyFileError, read_table, p)
-    assert msg == 'Sheet "blank" in e.xlsx is empty'
+    assert msg == 'e.xlsx holds no data: its sheet "blank" is empty'
 
 
 def test_xlsx_truncated_is_corrupt(sales_xlsx: Path, tmp_path: Path) -> None:
@@ -537,7 +540,7 @@ def test_encrypted_xlsx_real_file() -> None:
 def test_ole_word_document(tmp_path: Path) -> None:
     p = write(tmp_path, "memo.xls", make_ole(["WordDocument", "1Table"]))
     msg = raises_one_line(UnsupportedFormatError, read_table, p)
-    assert msg == "memo.xls looks like a Word document, not CSV/XLS/XLSX/parquet"
+    assert msg == "memo.xls looks like a Word document, not CSV/Excel/ODS/parquet"
 
 
 def test_xls(tmp_path: Path) -> None:
@@ -589,7 +592,7 @@ def test_parquet(tmp_path: Path) -> None:
     r = read_table(p, sheet="ignored")
     assert (r.format, r.engine) == ("parquet", "pyarrow")
     assert r.frame["a"].tolist() == [1, 2] and r.frame["b"].iloc[0] == "x"
-    assert any("ignored sheet" in n for n in r.notes)
+    assert any("Ignored sheet" in n for n in r.notes)
 
 
 def test_parquet_corrupt(tmp_path: Path) -> None:
@@ -638,6 +641,6 @@ def test_categoricals_become_plain_values(tmp_path: Path) -> None:
         assert res.frame["team"].tolist() == ["GSW", "BOS", "GSW"]
         assert res.frame["level"].dtype.kind == "i"
         assert res.frame.groupby("team").sum()["pts"].to_dict() == {"BOS": 20, "GSW": 40}
-        assert res.notes[-1].startswith("read categorical column")
-        assert '"team"' in res.notes[-1] and res.notes[-1].endswith("as plain values")
+        assert res.notes[-1].startswith("Read the categorical column")
+        assert '"team"' in res.notes[-1] and res.notes[-1].endswith("as plain values.")
     assert isinstance(df["team"].dtype, pd.CategoricalDtype)  # the caller's frame is untouched
