@@ -271,8 +271,8 @@ def test_zip_that_is_not_a_workbook(tmp_path: Path) -> None:
         zf.writestr("readme.txt", "hello")
     p = write(tmp_path, "book.xlsx", buf.getvalue())
     msg = raises_one_line(UnsupportedFormatError, read_table, p)
-    assert (
-        msg == "book.xlsx looks like a ZIP archive that is not a workbook, not CSV/Excel/ODS/parquet"
+    assert msg == (
+        "book.xlsx looks like a ZIP archive that is not a workbook, not CSV/Excel/ODS/parquet"
     )
 
 

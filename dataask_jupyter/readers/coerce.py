@@ -130,7 +130,10 @@ def _cell_list(cells: list[tuple[str, Any]], total: int) -> str:
 
 
 def _numbers(values: Sequence[Any]) -> np.ndarray | pd.api.extensions.ExtensionArray:
-    arr = np.array([np.nan if is_blank(v) else float(v) for v in values], dtype="float64")
+    try:
+        arr = np.array(values, dtype="float64")  # numbers and None (-> NaN), at C speed
+    except (TypeError, ValueError):
+        arr = np.array([np.nan if is_blank(v) else float(v) for v in values], dtype="float64")
     finite = arr[~np.isnan(arr)]
     if (
         len(finite) == len(arr)
@@ -171,16 +174,51 @@ def _convert(kind: str, values: Sequence[Any]) -> Any:
     return pd.array([as_text(v) for v in values], dtype="str")
 
 
-def _fast_kind(values: Sequence[Any]) -> str | None:
-    """The kind of a column whose cells are all of one plain type (or blank ''), else None."""
+_TYPE_KINDS: dict[type, str] = {
+    float: "number",
+    int: "number",
+    bool: "bool",
+    _dt.datetime: "datetime",
+    _dt.date: "datetime",
+    _dt.time: "time",
+    _dt.timedelta: "duration",
+    type(None): "blank",
+}
+
+
+def _kinds(values: Sequence[Any]) -> list[str]:
+    """The kind of every cell; plain types by a C-level lookup, the rest one by one."""
+    kinds = list(map(_TYPE_KINDS.get, map(type, values)))
+    return [
+        k if k is not None and not (k == "number" and values[i] != values[i]) else _kind(values[i])
+        for i, k in enumerate(kinds)
+    ]
+
+
+def _fast(values: Sequence[Any]) -> Any:
+    """The typed column when every cell is of one plain type or blank (""), else None."""
     types = set(map(type, values))
-    if types <= {float, int} and types:
-        return "number"
-    if types == {str}:
-        return None  # text, but error codes and blanks need a look
-    if types == {float, str} or types == {int, str} or types == {int, float, str}:
-        strings = [v for v in values if type(v) is str]
-        return "number" if all(not s.strip() for s in strings) else None
+    if str in types:
+        if types == {str}:
+            if ERROR_CODES.isdisjoint(values):
+                return pd.array([v if v.strip() else None for v in values], dtype="str")
+            return None
+        if any(type(v) is str and v.strip() for v in values):
+            return None
+        values = [None if type(v) is str else v for v in values]
+        types.discard(str)
+        types.add(type(None))
+    plain = types - {type(None)}
+    if plain <= {float, int} and plain:
+        return _convert("number", values)
+    if plain <= {_dt.datetime, _dt.date} and plain:
+        return _convert("datetime", values)
+    if plain == {_dt.timedelta}:
+        return _convert("duration", values)
+    if plain == {_dt.time}:
+        return _convert("time", values)
+    if plain == {bool}:
+        return _convert("bool", values)
     return None
 
 
@@ -196,10 +234,10 @@ def typed_column(
     Numbers (or dates, times, ...) with a few odd cells (at most a third) stay numbers and the odd
     cells read as missing; otherwise the column is text. Error values read as missing.
     """
-    fast = _fast_kind(values)
+    fast = _fast(values)
     if fast is not None:
-        return _convert(fast, values)
-    kinds = [_kind(v) for v in values]
+        return fast
+    kinds = _kinds(values)
     counts = Counter(kinds)
     errors = [i for i, k in enumerate(kinds) if k == "error"]
     if errors:

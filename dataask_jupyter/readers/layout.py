@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from dataask_jupyter.errors import LoadError
 
 from .coerce import as_text, is_blank
@@ -112,14 +114,19 @@ def parse_range(text: str) -> CellRange:
 class Grid:
     """Cells of a sheet: ``rows[i][j]`` is sheet cell (top + i, left + j), 0-based."""
 
-    rows: list[list[Any]]
+    rows: list[list[Any]]  # blank cells are "" (never None)
     top: int = 0
     left: int = 0
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)  # r1, c1, r2, c2
+    width: int = field(init=False)
+    #: the columns of each band of non-blank rows, by the band's first row (filled by _blocks)
+    band_cols: dict[int, tuple[int, list[tuple[Any, ...]]]] = field(init=False)
 
-    @property
-    def width(self) -> int:
-        return max((len(r) for r in self.rows), default=0)
+    def __post_init__(self) -> None:
+        self.width = max(map(len, self.rows), default=0)
+        if any(len(r) != self.width for r in self.rows):
+            self.rows = [r + [""] * (self.width - len(r)) for r in self.rows]
+        self.band_cols = {}
 
 
 @dataclass
@@ -155,7 +162,7 @@ class _Block:
 
 def _nonblank(row: Sequence[Any], c1: int, c2: int) -> int:
     part = row[c1:c2]
-    return len(part) - part.count("") - part.count(None)
+    return len(part) - part.count("")
 
 
 def _cells(row: Sequence[Any], c1: int, c2: int) -> list[tuple[int, Any]]:
@@ -202,7 +209,7 @@ def _bands(rows: list[list[Any]], width: int) -> list[tuple[int, int]]:
     bands: list[tuple[int, int]] = []
     start = None
     for i, row in enumerate(rows):
-        blank = row.count("") + row.count(None) >= len(row)
+        blank = row.count("") >= len(row)
         if not blank and start is None:
             start = i
         elif blank and start is not None:
@@ -217,10 +224,9 @@ def _blocks(grid: Grid) -> list[_Block]:
     rows, width = grid.rows, grid.width
     blocks: list[_Block] = []
     for s, e in _bands(rows, width):
-        band = rows[s:e]
-        padded = [r if len(r) == width else r + [""] * (width - len(r)) for r in band]
-        cols = list(zip(*padded, strict=False)) if padded else []
-        occupied = [len(c) - c.count("") - c.count(None) > 0 for c in cols]
+        cols = list(zip(*rows[s:e], strict=True))
+        grid.band_cols[s] = (e, cols)
+        occupied = [len(c) - c.count("") > 0 for c in cols]
         groups: list[list[int]] = []  # [c1, c2)
         for j, occ in enumerate(occupied):
             if occ and groups and groups[-1][1] == j:
@@ -231,16 +237,20 @@ def _blocks(grid: Grid) -> list[_Block]:
         for c1, c2 in groups:
             if len(groups) == 1:
                 row_sets.append(list(range(s, e)))
-            else:
-                row_sets.append([s + i for i, r in enumerate(band) if _nonblank(r, c1, c2)])
+                continue
+            filled = np.zeros(e - s, dtype=bool)
+            for j in range(c1, c2):
+                col = np.array(cols[j], dtype=object)
+                filled |= col != ""
+            row_sets.append((np.flatnonzero(filled) + s).tolist())
         # spacer columns inside one table: neighbours that fill the same rows belong together
         merged: list[tuple[list[int], list[int]]] = []
         for g, rs in zip(groups, row_sets, strict=False):
             if merged:
                 prev_g, prev_rs = merged[-1]
-                a, b = set(prev_rs), set(rs)
-                if len(a & b) >= 0.9 * len(a | b):
-                    merged[-1] = ([prev_g[0], g[1]], sorted(a | b))
+                before, here = set(prev_rs), set(rs)
+                if len(before & here) >= 0.9 * len(before | here):
+                    merged[-1] = ([prev_g[0], g[1]], sorted(before | here))
                     continue
             merged.append((g, rs))
         for (c1, c2), rs in merged:
@@ -455,19 +465,23 @@ def _is_total(grid: Grid, r: int, data: list[int], c1: int, c2: int) -> bool | N
     label = _label(row, c1, c2)
     if label is None or not _TOTAL_RE.match(label):
         return None
-    matched = False
     for j in range(c1, min(c2, len(row))):
         v = row[j]
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            above = [grid.rows[d][j] for d in data if j < len(grid.rows[d])]
-            nums = [x for x in above if isinstance(x, (int, float)) and not isinstance(x, bool)]
+            nums = [
+                x
+                for d in data
+                if j < len(grid.rows[d])
+                and type(x := grid.rows[d][j]) in (int, float)
+                and math.isfinite(x)
+            ]
             if nums:
                 s = math.fsum(nums)
+                # the first figure decides: the sum (a total), the mean (an average row) or not
                 if math.isclose(v, s, rel_tol=1e-6, abs_tol=0.01):
-                    matched = True
-                elif not math.isclose(v, s / len(nums), rel_tol=1e-6, abs_tol=0.01):
-                    return False
-    return matched
+                    return True
+                return None if math.isclose(v, s / len(nums), rel_tol=1e-6, abs_tol=0.01) else False
+    return False
 
 
 def _is_note(grid: Grid, r: int, c1: int, c2: int) -> bool:
@@ -669,6 +683,19 @@ def _explicit(grid: Grid, cells: CellRange, header_row: int | None) -> Table:
     return _table(sub, [h], data, 0, width, notes, True, True)
 
 
+def _columns(grid: Grid, data: list[int], c1: int, c2: int) -> list[list[Any]]:
+    """The cells of rows ``data`` in columns [c1, c2), column by column."""
+    if not data:
+        return [[] for _ in range(c1, c2)]
+    a, b = data[0], data[-1]
+    if b - a + 1 == len(data):  # contiguous: slice the band's columns, transposed already
+        for s, (e, cols) in grid.band_cols.items():
+            if s <= a and b < e:
+                return [list(cols[j][a - s : b - s + 1]) for j in range(c1, c2)]
+    rows = [grid.rows[r][c1:c2] for r in data]
+    return [list(c) for c in zip(*rows, strict=True)]
+
+
 def _table(
     grid: Grid,
     header: list[int],
@@ -681,11 +708,7 @@ def _table(
 ) -> Table:
     names = _names(grid, header, c1, c2) if has_header else ["" for _ in range(c1, c2)]
     keep = list(range(c1, c2))
-    rows = [grid.rows[r] for r in data]
-    width = c2
-    rows = [r if len(r) >= width else r + [""] * (width - len(r)) for r in rows]
-    columns = [list(c) for c in zip(*[r[c1:c2] for r in rows], strict=True)] if rows else []
-    columns = columns or [[] for _ in keep]
+    columns = _columns(grid, data, c1, c2)
     # columns with neither a name nor a value (spacers)
     empty = [
         k

@@ -100,7 +100,9 @@ class _Book:
     """One open workbook: its sheets and a grid of cells per sheet."""
 
     engine = ""
-    sheets: list[SheetInfo]
+
+    def __init__(self, path: str) -> None:
+        self.sheets: list[SheetInfo] = []
 
     def grid(self, sheet: str) -> Grid:  # pragma: no cover - interface
         raise NotImplementedError
@@ -118,8 +120,8 @@ class _CalamineBook(_Book):
     def __init__(self, path: str) -> None:
         import python_calamine as pcal
 
+        super().__init__(path)
         self.book = pcal.CalamineWorkbook.from_path(path)
-        self.sheets = []
         for meta in self.book.sheets_metadata:
             vis = _VISIBILITY.get(str(meta.visible).rsplit(".", 1)[-1], "visible")
             is_sheet = meta.typ == pcal.SheetTypeEnum.WorkSheet
@@ -177,9 +179,9 @@ class _XlrdBook(_Book):
     def __init__(self, path: str) -> None:
         import xlrd
 
+        super().__init__(path)
         self.book = xlrd.open_workbook(path, on_demand=True, logfile=io.StringIO())
         vis = {0: "visible", 1: "hidden", 2: "very hidden"}
-        self.sheets = []
         for i, name in enumerate(self.book.sheet_names()):
             sh = self.book.sheet_by_index(i)
             self.sheets.append(SheetInfo(str(name), vis.get(sh.visibility, "visible")))
