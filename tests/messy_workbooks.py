@@ -74,9 +74,12 @@ def messy_workbook(
     tbd_every: int = 5,
     totals: bool = True,
     note: bool = True,
-    second_table: bool = True,
+    second_table: str = "beside",
 ) -> Messy:
-    """Write a messy one-sheet workbook to ``path`` (see the module docstring)."""
+    """Write a messy one-sheet workbook to ``path`` (see the module docstring).
+
+    ``second_table``: "beside" (one blank column to the right), "below" (under the note) or "".
+    """
     data = table_data(rows, seed, tbd_every)
     wb = xlsxwriter.Workbook(str(path))
     ws = wb.add_worksheet("Report")
@@ -97,13 +100,13 @@ def messy_workbook(
         ws.merge_range(r, c0 + 1, r, c0 + 3, "Revenue (EUR)", bold)
         ws.merge_range(r, c0 + 4, r, c0 + 5, "Units", bold)
         ws.merge_range(r, c0 + 6, r + 1, c0 + 6, "Updated", bold)
-        if second_table:
+        if second_table == "beside":
             ws.write_row(r, side, side_rows[0], bold)
         for k, m in enumerate(MONTHS):
             ws.write(r + 1, c0 + 1 + k, m, bold)
         ws.write(r + 1, c0 + 4, "Jul", bold)
         ws.write(r + 1, c0 + 5, "Aug", bold)
-        if second_table:
+        if second_table == "beside":
             ws.write_row(r + 1, side, side_rows[1])
         notes.append(f"Joined the header rows {r + 1}-{r + 2}")
         header_row = r + 2
@@ -111,7 +114,7 @@ def messy_workbook(
         side_next = 2
     else:
         ws.write_row(r, c0, COLUMNS, bold)
-        if second_table:
+        if second_table == "beside":
             ws.write_row(r, side, side_rows[0], bold)
         header_row = r + 1
         r += 1
@@ -129,7 +132,7 @@ def messy_workbook(
         else:
             ws.write_number(r, c0 + 5, float(aug))
         ws.write_datetime(r, c0 + 6, values["Updated"][i].to_pydatetime(), date_fmt)
-        if second_table and side_next < len(side_rows):
+        if second_table == "beside" and side_next < len(side_rows):
             ws.write_row(r, side, side_rows[side_next])
             side_next += 1
         r += 1
@@ -147,6 +150,10 @@ def messy_workbook(
     if note:
         ws.write_string(r + 1, c0, "Source: ERP export; figures before audit.")
         notes.append("under the table")
+        r += 2
+    if second_table == "below":
+        for k, row in enumerate(side_rows):
+            ws.write_row(r + 1 + k, c0, row, bold if k == 0 else None)
     if second_table:
         notes.append("This sheet holds 1 more table")
     wb.close()
@@ -165,5 +172,5 @@ def clean_workbook(path: Path, rows: int = 12, *, seed: int = 0) -> Messy:
         tbd_every=0,
         totals=False,
         note=False,
-        second_table=False,
+        second_table="",
     )

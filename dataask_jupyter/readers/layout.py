@@ -459,6 +459,12 @@ def _label(row: Sequence[Any], c1: int, c2: int) -> str | None:
     return None
 
 
+def _numbers_in(grid: Grid, data: list[int], j: int) -> list[float]:
+    """The finite numbers of column ``j`` in rows ``data``."""
+    cells = _columns(grid, data, j, j + 1)[0]
+    return [x for x in cells if type(x) in (int, float) and math.isfinite(x)]
+
+
 def _is_total(grid: Grid, r: int, data: list[int], c1: int, c2: int) -> bool | None:
     """None: not a totals row; True: its numbers are the sums above; False: labelled only."""
     row = grid.rows[r]
@@ -468,13 +474,7 @@ def _is_total(grid: Grid, r: int, data: list[int], c1: int, c2: int) -> bool | N
     for j in range(c1, min(c2, len(row))):
         v = row[j]
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            nums = [
-                x
-                for d in data
-                if j < len(grid.rows[d])
-                and type(x := grid.rows[d][j]) in (int, float)
-                and math.isfinite(x)
-            ]
+            nums = _numbers_in(grid, data, j)
             if nums:
                 s = math.fsum(nums)
                 # the first figure decides: the sum (a total), the mean (an average row) or not
