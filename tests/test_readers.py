@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import struct
@@ -22,6 +23,9 @@ from dataask_jupyter.errors import (
     UnsupportedFormatError,
 )
 from dataask_jupyter.readers import ReadResult, detect_format, list_sheets, read_table
+from dataask_jupyter.results import frame_from_ipc, frame_to_ipc
+from tests.messy_workbooks import clean_workbook, messy_workbook
+from tests.scripted_llm import ScriptedLLM
 
 DATA = Path(__file__).parent / "data"
 PNG = (
@@ -644,3 +648,248 @@ def test_categoricals_become_plain_values(tmp_path: Path) -> None:
         assert res.notes[-1].startswith("Read the categorical column")
         assert '"team"' in res.notes[-1] and res.notes[-1].endswith("as plain values.")
     assert isinstance(df["team"].dtype, pd.CategoricalDtype)  # the caller's frame is untouched
+
+
+# --------------------------------------------------------------------------------------------
+# layouts people make: messy workbooks with the frame a reader must return
+
+
+def assert_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, check_column_type=False)
+
+
+MESSY_CASES = {
+    "everything": {},
+    "plain header, side table": {"merged_header": False},
+    "no title, no lead column": {"title": False, "lead_col": False},
+    "totals only": {"title": False, "note": False, "second_table": "", "tbd_every": 0},
+    "second table below": {"second_table": "below"},
+    "note only": {"totals": False, "second_table": ""},
+}
+
+
+@pytest.mark.parametrize("case", MESSY_CASES)
+def test_messy_workbook(tmp_path: Path, case: str) -> None:
+    m = messy_workbook(tmp_path / "m.xlsx", 12, seed=3, **MESSY_CASES[case])
+    r = read_table(m.path)
+    assert_frame(r.frame, m.frame)
+    assert r.header_row == m.header_row
+    for phrase in m.notes:
+        assert any(phrase in n for n in r.notes), (phrase, r.notes)
+    assert all(n[:1].isupper() and n.endswith((".", ")")) for n in r.notes), r.notes
+    frame_to_ipc(r.frame)
+
+
+def test_clean_workbook_has_no_notes(tmp_path: Path) -> None:
+    m = clean_workbook(tmp_path / "c.xlsx", 30)
+    r = read_table(m.path)
+    assert_frame(r.frame, m.frame)
+    assert r.notes == [] and r.range == "A1:G31" and r.header_row == 1
+
+
+def test_messy_overrides(tmp_path: Path) -> None:
+    m = messy_workbook(tmp_path / "m.xlsx", 6, seed=1, tbd_every=0)
+    # the header row given: the lower header row alone names the columns
+    r = read_table(m.path, header_row=m.header_row)
+    assert list(r.frame.columns)[:3] == ["Region", "Jul", "Aug"]
+    assert len(r.frame) == 6
+    # the second table, by its range
+    other = next(n for n in read_table(m.path).notes if "more table" in n)
+    cells = other.split(": ")[1].split(" ")[0]
+    r = read_table(m.path, range=cells)
+    assert list(r.frame.columns) == ["Target", "EUR"]
+    assert r.frame["EUR"].tolist() == [5000, 4000, 4500]
+    # a range that includes the totals row keeps it, with a note
+    first, last = m.header_row + 1, m.header_row + 7
+    r = read_table(m.path, range=f"B{m.header_row}:H{last}")
+    assert len(r.frame) == 7 and r.frame.iloc[-1, 0] == "Total"
+    assert any("looks like a totals row; it was kept" in n for n in r.notes)
+    assert r.frame.iloc[-1, 1] == pytest.approx(m.frame.iloc[:, 1].sum())
+    assert first == m.header_row + 1
+    # header_row inside a range; sheet-qualified range
+    r = read_table(m.path, range=f"Report!B{m.header_row}:D{m.header_row + 2}")
+    assert r.frame.shape == (2, 3) and r.sheet == "Report"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "phrase"),
+    [
+        ({"range": "5:9"}, "is not an Excel range"),
+        ({"range": "E9:A5"}, "is not an Excel range"),
+        ({"header_row": 0}, "rows count from 1"),
+        ({"header_row": "x"}, "must be a row number"),
+        ({"range": "A5:E9", "header_row": 20}, "lies outside the range"),
+        ({"range": "Z100:Z200"}, "is blank"),
+        ({"sheet": "Nope"}, "not found"),
+    ],
+)
+def test_bad_overrides_are_one_sentence(tmp_path: Path, kwargs: dict, phrase: str) -> None:
+    m = messy_workbook(tmp_path / "m.xlsx", 6)
+    msg = raises_one_line(LoadError, read_table, m.path, **kwargs)
+    assert phrase in msg
+
+
+def grid_workbook(path: Path, rows: list[list[object]], **sheets: list[list[object]]) -> Path:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Data"
+    for row in rows:
+        ws.append(row)
+    for name, cells in sheets.items():
+        extra = wb.create_sheet(name)
+        for row in cells:
+            extra.append(row)
+    wb.save(path)
+    return path
+
+
+def test_mixed_columns_become_one_type(tmp_path: Path) -> None:
+    rows: list[list[object]] = [["id", "amount", "code", "when", "took", "ok"]]
+    for i in range(9):
+        rows.append(
+            [
+                i,
+                "TBD" if i == 4 else i * 1.5,
+                "A7" if i % 2 else i,
+                dt.time(9, i),
+                dt.timedelta(hours=i),
+                bool(i % 2),
+            ]
+        )
+    rows.append([9, "12.5", "x", None, None, None])
+    r = read_table(grid_workbook(tmp_path / "mixed.xlsx", rows))
+    df = r.frame
+    assert df["amount"].dtype == "float64" and np.isnan(df["amount"].iloc[4])
+    assert df["amount"].iloc[9] == 12.5  # a number stored as text
+    assert any('"amount" holds numbers; 1 cell held' in n and 'B6 ("TBD")' in n for n in r.notes)
+    assert any("numbers stored as text" in n and "B11" in n for n in r.notes)
+    assert df["code"].tolist()[:3] == ["0", "A7", "2"]  # text dominates: text
+    assert df["when"].iloc[1] == dt.time(9, 1)
+    assert df["took"].dtype.kind == "m" and df["took"].iloc[2] == pd.Timedelta(hours=2)
+    assert df["ok"].tolist()[:2] == [False, True]
+    back = frame_from_ipc(frame_to_ipc(df))
+    assert back.shape == df.shape
+
+
+def test_error_cells_read_as_missing_with_a_note(tmp_path: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["item", "ratio"])
+    ws.append(["a", 0.5])
+    ws.append(["b", "#DIV/0!"])  # openpyxl writes a string; the reader treats it as the error
+    ws.append(["c", "#N/A"])
+    ws.append(["d", 0.25])
+    p = tmp_path / "err.xlsx"
+    wb.save(p)
+    r = read_table(p)
+    assert r.frame["ratio"].dtype == "float64"
+    assert r.frame["ratio"].isna().tolist() == [False, True, True, False]
+    assert any("Excel error values" in n and "B3" in n and "B4" in n for n in r.notes)
+
+
+def test_empty_first_sheet_then_data(tmp_path: Path) -> None:
+    p = grid_workbook(tmp_path / "cover.xlsx", [], Table=[["a", "b"], [1, 2], [3, 4]])
+    r = read_table(p)
+    assert r.sheet == "Table" and r.frame.shape == (2, 2)
+    assert r.notes[0] == 'Read sheet "Table", the first sheet with a table ("Data" is empty).'
+
+
+def test_several_tables_side_by_side_and_spacer_columns(tmp_path: Path) -> None:
+    rows: list[list[object]] = [["name", None, "score", None, None, "k", "v"]]
+    for i in range(6):
+        rows.append([f"n{i}", None, i, None, None, *(["x", 1] if i < 2 else [None, None])])
+    r = read_table(grid_workbook(tmp_path / "two.xlsx", rows))
+    assert list(r.frame.columns) == ["name", "score"]  # the spacer column B is dropped
+    assert any("Dropped the empty column B" in n for n in r.notes)
+    assert any("1 more table: F1:G3 (3 rows)" in n and "--range F1:G3" in n for n in r.notes)
+
+
+# --------------------------------------------------------------------------------------------
+# text where a workbook was promised; CSV edge cases
+
+
+def test_text_named_xlsx(tmp_path: Path) -> None:
+    p = write(tmp_path, "report.xlsx", b"Please find the report attached.\n")
+    msg = raises_one_line(LoadError, read_table, p)
+    assert msg.startswith("report.xlsx is a text file, not an Excel workbook (it starts with")
+    assert "save it as XLSX" in msg
+    p = write(tmp_path, "data.xls", b"<html><body><table><tr><td>1</td></tr></table></body></html>")
+    msg = raises_one_line(LoadError, read_table, p)
+    assert msg.startswith("data.xls is a web page (HTML) saved under a .xls name")
+    p = write(tmp_path, "export.xls", b"id\tname\n1\tAnn\n2\tBob\n")
+    r = read_table(p)
+    assert r.frame.shape == (2, 2) and r.delimiter == "\t"
+    assert r.notes[0] == (
+        "export.xls is a text file of values separated by tabs, not an Excel workbook despite "
+        "its .xls name; it was read as CSV."
+    )
+
+
+def test_csv_quotes_commas_crlf_kept_exactly(tmp_path: Path) -> None:
+    data = (
+        b'\xef\xbb\xbfname,comment,n\r\n"Smith, J.","He said ""hi""\r\nthen left",1\r\n'
+        b'"O\'Brien","a,b,c",2\r\n'
+    )
+    for engine_hint in ("utf-8", "cp1252"):
+        body = data if engine_hint == "utf-8" else data[3:] + "é,x,3\r\n".encode("cp1252")
+        r = read_table(write(tmp_path, f"q-{engine_hint}.csv", body))
+        assert list(r.frame.columns) == ["name", "comment", "n"]  # BOM gone
+        assert r.frame["name"].tolist()[:2] == ["Smith, J.", "O'Brien"]
+        assert r.frame["comment"].iloc[0] == 'He said "hi"\r\nthen left'
+        assert r.frame["comment"].iloc[1] == "a,b,c"
+
+
+def test_csv_header_only_and_title_lines(tmp_path: Path) -> None:
+    r = read_table(write(tmp_path, "h.csv", b"a,b,c\r\n"))
+    assert r.frame.shape == (0, 3) and "The file holds column names but no rows." in r.notes
+    text = (
+        b"Sales report 2024,,\r\nExported 2025-01-06,,\r\n,,\r\n"
+        b"region,q1,q2\r\nEU,1,2\r\nUS,3,4\r\n"
+    )
+    r = read_table(write(tmp_path, "t.csv", text))
+    assert list(r.frame.columns) == ["region", "q1", "q2"] and r.frame["q2"].tolist() == [2, 4]
+    assert r.notes[0].startswith('Skipped the title above the header (lines 1-3: "Sales report')
+    r = read_table(write(tmp_path, "t2.csv", text), header_row=4, range="A4:B5")
+    assert list(r.frame.columns) == ["region", "q1"] and r.frame["q1"].tolist() == [1]
+
+
+def test_dataframe_with_unencodable_objects_is_fixed() -> None:
+    src = pd.DataFrame({"mixed": [1, "TBD", 3.5, None], "t": [dt.time(1), None, dt.time(2), None]})
+    src["odd"] = [object(), 1, 2, 3]
+    r = read_table(src)
+    frame_to_ipc(r.frame)
+    assert r.frame["mixed"].dtype == "float64"
+    assert any('"mixed" holds numbers' in n and "row 2" in n for n in r.notes)
+    assert any('"odd"' in n for n in r.notes)
+
+
+# --------------------------------------------------------------------------------------------
+# through Session.load: what the user types
+
+
+def test_session_load_messy_workbook_and_ask(
+    tmp_path: Path, settings_kwargs: dict, llm: ScriptedLLM
+) -> None:
+    import dataask
+
+    m = messy_workbook(tmp_path / "sales.xlsx", 12, seed=5)
+    s = dataask.Session(**settings_kwargs)
+    try:
+        ds = s.load(m.path, name="sales")
+        assert list(ds.columns) == list(m.frame.columns)
+        assert any("Joined the header rows" in n for n in ds.notes)
+        llm.on("total revenue in july", "result = df['Revenue (EUR) Jul'].sum()")
+        a = s.ask("What is the total revenue in July?")
+        assert a.error is None, a.error
+        assert a.value == pytest.approx(m.frame["Revenue (EUR) Jul"].sum())
+        llm.on("best region", "result = df.nlargest(1, 'Units Jul')['Region'].iloc[0]")
+        a = s.ask("Which is the best region by units in July?")
+        assert a.value == m.frame.nlargest(1, "Units Jul")["Region"].iloc[0]
+        other = s.load(m.path, name="targets", range="J4:K7")
+        assert other.frame["EUR"].sum() == 13500
+    finally:
+        s.close()

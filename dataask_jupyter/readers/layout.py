@@ -415,6 +415,8 @@ def _names(grid: Grid, header: list[int], c1: int, c2: int) -> list[str]:
         carry_end = c2
         for j in range(c1, c2):
             v = _at(grid, r, j)
+            if is_blank(v):
+                v = _merged_value(grid, r, j)
             if not is_blank(v):
                 carry = _short(v, 200)
                 carry_end = _merge_end(grid, r, j, c2)
@@ -427,6 +429,17 @@ def _names(grid: Grid, header: list[int], c1: int, c2: int) -> list[str]:
             if text and (not parts[j - c1] or parts[j - c1][-1] != text):
                 parts[j - c1].append(text)
     return [" ".join(p) for p in parts]
+
+
+def _merged_value(grid: Grid, r: int, j: int) -> Any:
+    """The value of the merged range that covers blank cell (r, j) from above, or ""."""
+    ar, aj = grid.top + r, grid.left + j
+    for mr1, mc1, mr2, mc2 in grid.merges:
+        if mr1 < ar <= mr2 and mc1 <= aj <= mc2:
+            r0, j0 = mr1 - grid.top, mc1 - grid.left
+            if 0 <= r0 < len(grid.rows) and j0 >= 0:
+                return _at(grid, r0, j0)
+    return ""
 
 
 def _merge_end(grid: Grid, r: int, j: int, c2: int) -> int:
