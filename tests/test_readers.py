@@ -893,3 +893,51 @@ def test_session_load_messy_workbook_and_ask(
         assert other.frame["EUR"].sum() == 13500
     finally:
         s.close()
+
+
+def test_random_grids_give_a_table_or_a_sentence() -> None:
+    """Layout detection and typing on random sheets: a frame that crosses, or a LoadError."""
+    import random
+
+    from dataask_jupyter.readers.coerce import CellError, ensure_arrow, typed_column
+    from dataask_jupyter.readers.layout import CellRange, Grid, find_table
+
+    cells = [
+        *([""] * 4),
+        *("x", "Total", "Source: ERP", "Region", "12", " ", "#DIV/0!"),
+        *(1, 2.5, 0.0, 2024, True, float("nan"), CellError("#N/A")),
+        *(dt.date(2020, 1, 1), dt.datetime(2021, 2, 3, 4, 5), dt.time(3, 4), dt.timedelta(hours=5)),
+    ]
+    rng = random.Random(7)
+    tables = 0
+    for _ in range(400):
+        height, width = rng.randint(0, 12), rng.randint(0, 8)
+        rows = [[rng.choice(cells) for _ in range(width)] for _ in range(height)]
+        merges = []
+        for _ in range(rng.randint(0, 3)):
+            r1, c1 = rng.randint(0, 12), rng.randint(0, 8)
+            merges.append((r1, c1, r1 + rng.randint(0, 2), c1 + rng.randint(0, 3)))
+        grid = Grid(rows, rng.randint(0, 3), rng.randint(0, 3), merges)
+        options: dict = {}
+        if rng.random() < 0.3:
+            options["header_row"] = rng.randint(1, 15)
+        if rng.random() < 0.3:
+            bottom = rng.choice([None, rng.randint(5, 15)])
+            right = rng.choice([None, rng.randint(3, 9)])
+            options["cells"] = CellRange(rng.randint(0, 5), rng.randint(0, 3), bottom, right)
+        try:
+            table = find_table(grid, **options)
+        except LoadError as exc:
+            assert "\n" not in str(exc)
+            continue
+        notes: list[str] = []
+        data = {
+            k: typed_column(col, f"c{k}", table.ref(k), notes)
+            for k, col in enumerate(table.columns)
+        }
+        frame = pd.DataFrame(data, index=pd.RangeIndex(len(table.row_numbers)))
+        frame.columns = pd.Index([f"c{k}" for k in range(frame.shape[1])], dtype=object)
+        frame_to_ipc(ensure_arrow(frame, notes, "sheet"))
+        assert len(table.names) == frame.shape[1]
+        tables += 1
+    assert tables > 150

@@ -14,10 +14,12 @@ cells), ``layout`` (where the table is), ``coerce`` (column types, the Arrow gua
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
-from dataask_jupyter.errors import CorruptFileError, EmptyFileError, LoadError
+from dataask_jupyter.errors import CorruptFileError, DataaskError, EmptyFileError, LoadError
 
 from .coerce import ensure_arrow
 from .columns import clean_columns, finish, plain_categoricals
@@ -121,12 +123,50 @@ def read_table(
     ):
         raise LoadError(f"header_row {header_row} lies outside the range {range}")
     if isinstance(source, pd.DataFrame):
-        return _read_dataframe(source)
+        return _guarded("the DataFrame", _read_dataframe, source)
     if not isinstance(source, (str, os.PathLike)):
         raise LoadError(
             f"cannot load a {type(source).__name__}; give a file path or a pandas DataFrame"
         )
     path = os.fspath(source)
+    return _guarded(
+        display(path),
+        _read_file,
+        path,
+        sheet,
+        header_row,
+        cells,
+        max_bytes,
+        max_uncompressed_bytes,
+    )
+
+
+def _guarded(label: str, fn: Callable[..., ReadResult], *args: Any) -> ReadResult:
+    """Run a reader; whatever goes wrong leaves as a DataaskError sentence, never a traceback."""
+    try:
+        return fn(*args)
+    except DataaskError:
+        raise
+    except MemoryError:
+        raise LoadError(
+            f"{label} is too big to load in the memory this kernel has; "
+            "load a part of it with --range, or save a smaller extract"
+        ) from None
+    except Exception as exc:
+        raise CorruptFileError(
+            f"{label} could not be read ({type(exc).__name__}: {one_line(exc, 100)}); "
+            "open it in Excel and save it as XLSX or CSV, or give the table's cells with --range"
+        ) from None
+
+
+def _read_file(
+    path: str,
+    sheet: str | int | None,
+    header_row: int | None,
+    cells: CellRange | None,
+    max_bytes: int,
+    max_uncompressed_bytes: int,
+) -> ReadResult:
     size = check_file(path, max_bytes)
     head = read_head(path)
     fmt = detect(path, head)

@@ -533,7 +533,9 @@ def find_table(
         if not chosen:
             near = [b for b in blocks if hr in b.rows]
             if not near:
-                raise LoadError(f"row {header_row} is blank")
+                raise LoadError(
+                    f"row {header_row} is blank; give the row that holds the column names"
+                )
             groups.append([near[0]])
             chosen = [groups[-1]]
         main = chosen[0]
