@@ -743,16 +743,16 @@ def _table(
     last_row = (data[-1] if data else (header[-1] if header else 0)) + grid.top
     where = a1(first_row, keep[0] + grid.left, last_row, keep[-1] + grid.left)
     intro: list[str] = []
+    if not explicit and (first_row, keep[0] + grid.left) != (0, 0):
+        intro.append(
+            f"Read the table at {where}"
+            + (f"; its column names are in row {header_row}." if header_row else ".")
+        )
     if len(header) > 1:
         example = next((n for n in names if " " in n), names[0] if names else "")
         intro.append(
             f"Joined the header rows {header[0] + grid.top + 1}-{header[-1] + grid.top + 1} into "
             f"one name per column (e.g. {quote(example)})."
-        )
-    if not explicit and (first_row, keep[0] + grid.left) != (0, 0):
-        intro.append(
-            f"Read the table at {where}"
-            + (f"; its column names are in row {header_row}." if header_row else ".")
         )
     return Table(
         names=names,

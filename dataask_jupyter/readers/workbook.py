@@ -506,7 +506,7 @@ def read_workbook(
         book.close()
     _mark_errors(path, fmt, read, engine)
     table = read.table
-    notes[:0] = table.notes
+    notes.extend(table.notes)
     if hidden:
         listed = ", ".join(f"{quote(n)} ({v})" for n, v in hidden.items())
         notes.append(f"The workbook also has hidden sheets: {listed}; load one with --sheet NAME.")
