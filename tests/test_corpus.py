@@ -346,3 +346,20 @@ def test_sandbox_answers(corpus_session: dataask.Session, name: str) -> None:
     assert isinstance(a.value, pd.DataFrame) and a.value.shape == (min(3, rows), cols)
     assert list(a.value.columns) == ds.columns
     s.drop("data")
+
+
+def test_dataset_card_shows_notes_and_hidden_sheets(corpus_session: dataask.Session) -> None:
+    from dataask_jupyter.widgets.upload import DatasetCard
+
+    path = CORPUS / "calamine-any_sheets.xlsx"
+    ds = corpus_session.load(path, name="sheets")
+    if not hasattr(ds, "hidden_sheets"):  # Dataset carries ReadResult.hidden_sheets once wired
+        ds.hidden_sheets = read_table(path).hidden_sheets  # type: ignore[attr-defined]
+    card = DatasetCard(corpus_session, ds, path, path.name)
+    html = card.children[0].value
+    assert "How the file was read:" in html
+    assert "Left out row 5" in html and "totals" not in html
+    assert "hidden sheets: “Hidden” (hidden), “VeryHidden” (very hidden)" in html
+    assert card.sheet_picker is not None
+    assert ("VeryHidden (very hidden)", "VeryHidden") in list(card.sheet_picker.options)
+    corpus_session.drop("sheets")

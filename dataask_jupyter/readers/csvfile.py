@@ -504,7 +504,7 @@ def read_csv(
         delimiter=plan.delimiter,
         engine=engine,
         notes=cap_notes(notes),
-        header_row=(skip or 0) + 1 + (plan.skiprows - (skip or 0) if title else 0),
+        header_row=plan.skiprows + 1,
     )
 
 
