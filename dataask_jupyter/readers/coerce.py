@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -148,13 +149,16 @@ def _numbers(values: Sequence[Any]) -> np.ndarray | pd.api.extensions.ExtensionA
 def _datetimes(values: Sequence[Any]) -> Any:
     clean = [None if is_blank(v) else v for v in values]
     try:
-        return pd.to_datetime(pd.Series(clean, dtype=object)).array
+        # microseconds, like the CSV reader: Excel stores no finer, and years 1-9999 fit
+        return pd.to_datetime(pd.Series(clean, dtype=object)).astype("datetime64[us]").array
     except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
         pass
-    arr = np.array(
-        [np.datetime64("NaT") if v is None else np.datetime64(v, "us") for v in clean],
-        dtype="datetime64[us]",
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # time zones: the wall-clock time in UTC is kept
+        arr = np.array(
+            [np.datetime64("NaT") if v is None else np.datetime64(v, "us") for v in clean],
+            dtype="datetime64[us]",
+        )
     return pd.array(arr)
 
 
