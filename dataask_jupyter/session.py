@@ -246,7 +246,8 @@ class Session:
             sheet=sheet,
             max_bytes=self.settings.max_file_bytes,
             max_uncompressed_bytes=self.settings.max_uncompressed_bytes,
-            **options,
+            header_row=header_row,
+            range=range,
         )
         if isinstance(source, pd.DataFrame):
             label, default = "a DataFrame", "df"
