@@ -60,11 +60,11 @@ def _csv_kwargs(rec: DatasetRecord) -> dict[str, Any]:
     plan = None
     if rec.source and os.path.isfile(rec.source):
         try:
-            from dataask_jupyter import readers
+            from dataask_jupyter.readers.csvfile import SAMPLE_BYTES, _plan_csv
 
             with open(rec.source, "rb") as f:
-                head = f.read(readers.SAMPLE_BYTES)
-            plan = readers._plan_csv(rec.source, head, os.path.getsize(rec.source))
+                head = f.read(SAMPLE_BYTES)
+            plan = _plan_csv(rec.source, head, os.path.getsize(rec.source))
         except Exception:
             plan = None
     sep = rec.delimiter or (plan.delimiter if plan else None)

@@ -181,6 +181,8 @@ class Session:
                 self._forget_dataset(name)
                 continue
             ds.notes.insert(0, changed or f"reloaded from {rec.source} after a kernel restart")
+            if changed:
+                self.notify(f'dataask: dataset "{name}": {changed}')
         self.active = active if active in self.datasets else next(reversed(self.datasets), None)
         if self.active is not None:
             self._save_dataset(self.datasets[self.active])
@@ -244,7 +246,8 @@ class Session:
             sheet=sheet,
             max_bytes=self.settings.max_file_bytes,
             max_uncompressed_bytes=self.settings.max_uncompressed_bytes,
-            **options,
+            header_row=header_row,
+            range=range,
         )
         if isinstance(source, pd.DataFrame):
             label, default = "a DataFrame", "df"
