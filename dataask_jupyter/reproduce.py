@@ -64,7 +64,7 @@ def _csv_kwargs(rec: DatasetRecord) -> dict[str, Any]:
 
             with open(rec.source, "rb") as f:
                 head = f.read(SAMPLE_BYTES)
-            plan = _plan_csv(rec.source, head, os.path.getsize(rec.source))
+            plan, _title = _plan_csv(rec.source, head, os.path.getsize(rec.source))
         except Exception:
             plan = None
     sep = rec.delimiter or (plan.delimiter if plan else None)
@@ -89,7 +89,7 @@ def _excel_kwargs(rec: DatasetRecord) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"sheet_name": rec.sheet if rec.sheet is not None else 0}
     if rec.engine in ("calamine", "openpyxl", "xlrd", "odf", "pyxlsb"):
         kwargs["engine"] = rec.engine
-    m = _RANGE.match(rec.range or "")
+    m = _RANGE.match(rec.range or rec.table_range or "")
     if m:
         first_col, first_row, last_col, last_row = m.groups()
         kwargs["usecols"] = f"{first_col.upper()}:{last_col.upper()}"

@@ -265,6 +265,9 @@ class Session:
             delimiter=res.delimiter,
             engine=res.engine,
             options=options,
+            hidden_sheets=dict(res.hidden_sheets),
+            range=res.range,
+            header_row=res.header_row,
         )
         with self._lock:
             self.sandbox.load(ds.name, ds.frame)

@@ -171,6 +171,7 @@ class DatasetRecord:
     notes: list[str] = field(default_factory=list)
     fingerprint: Fingerprint | None = None
     active: bool = False
+    table_range: str | None = None  # where the reader found the table ("B4:F20"), not an override
 
     @classmethod
     def from_dataset(
@@ -204,6 +205,7 @@ class DatasetRecord:
             notes=[str(n) for n in getattr(ds, "notes", [])],
             fingerprint=fp,
             active=active,
+            table_range=getattr(ds, "range", None),
         )
 
     def load_args(self) -> dict[str, Any]:
