@@ -30,7 +30,7 @@ from dataask_jupyter.widgets.table import DataTable, asset
 if TYPE_CHECKING:
     from dataask_jupyter.session import Dataset, Session
 
-ACCEPT = (".csv", ".xls", ".xlsx")
+ACCEPT = (".csv", ".tsv", ".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".parquet")
 DEFAULT_MAX_UPLOAD = 256 << 20
 CHUNK_BYTES = 1 << 20
 
@@ -308,7 +308,7 @@ class DatasetCard(w.VBox):
 
 
 class UploadBox(w.VBox):
-    """``%ask upload``: upload .csv/.xls/.xlsx files; each becomes a dataset of ``session``."""
+    """``%ask upload``: upload CSV, Excel, ODS or parquet files; each becomes a dataset."""
 
     def __init__(self, session: Session, *, max_bytes: int | None = None) -> None:
         self.session = session
@@ -351,8 +351,8 @@ class UploadBox(w.VBox):
     def _load(self, name: str, path: Path) -> tuple[bool, str]:
         from dataask_jupyter.errors import DataaskError
 
-        try:
-            ds = self.session.load(path)
+        try:  # through Session.upload: the file is kept where a kernel restart finds it again
+            ds = self.session.upload(name, path.read_bytes())
         except DataaskError as exc:
             self._refused(name, str(exc))
             return False, str(exc)
