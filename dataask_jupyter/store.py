@@ -337,15 +337,20 @@ def encode_value(value: Any) -> tuple[str, dict[str, Any], bytes] | None:
 
 def decode_value(kind: str, meta: dict[str, Any], payload: bytes) -> Any:
     """The value ``encode_value`` kept."""
-    import pandas as pd
-
     from dataask_jupyter import results
 
     if kind in ("table", "series"):
-        frame = pd.read_parquet(io.BytesIO(payload), engine="pyarrow")
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = pq.read_table(pa.BufferReader(payload)).to_pandas()
         if kind == "series":
             return frame.iloc[:, 0].rename(meta.get("name"))
         return frame
+    if kind == "figure":  # validated when it first came from the sandbox; 10x faster without
+        import plotly.graph_objects as go
+
+        return go.Figure(json.loads(payload), _validate=False)
     return results.decode({"kind": kind, **meta}, payload)
 
 
@@ -559,30 +564,46 @@ class ConversationStore:
         return self._conversation
 
     # --- turns ----------------------------------------------------------------------------
-    def turns(self, limit: int | None = None, *, values: bool = True) -> list[TurnRecord]:
+    def turns(self, limit: int | None = None, *, values: bool | int = True) -> list[TurnRecord]:
         """The current conversation, oldest first (only the last ``limit`` turns if given).
 
-        ``values=False`` skips reading and decoding the kept values (``kept`` still says which).
+        ``values``: True decodes every kept value, False none (``kept`` still says which; see
+        :meth:`value`), a number N only those of the last N turns (decoding costs ~1-10 ms per
+        table; restoring a long conversation needs the summaries, and ``prev`` the last value).
         """
-        cols = "value_kind, value_meta, " + ("value" if values else "NULL")
+        # how many of the latest turns get their value (None: all)
+        wanted = (None if values else 0) if isinstance(values, bool) else max(0, int(values))
 
-        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        def read(conn: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], dict[int, bytes]]:
             conv = self._current(conn, create=False)
             if conv is None:
-                return []
+                return [], {}
             sql = (
                 "SELECT number, question, dataset, code, kind, summary, error, cancelled, "
-                f"seconds, created, notes, stdout, {cols} FROM turns WHERE conversation = ? "
-                "ORDER BY number DESC"
+                "seconds, created, notes, stdout, value_kind, value_meta FROM turns "
+                "WHERE conversation = ? ORDER BY number DESC"
             )
             args: tuple[Any, ...] = (conv,)
             if limit is not None:
                 sql += " LIMIT ?"
                 args = (conv, max(0, int(limit)))
-            return conn.execute(sql, args).fetchall()
+            rows = conn.execute(sql, args).fetchall()
+            numbers = [r[0] for r in rows[:wanted] if r[12] is not None]
+            blobs: dict[int, bytes] = {}
+            for i in range(0, len(numbers), 500):  # SQLite caps the parameters of one query
+                chunk = numbers[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                blobs.update(
+                    conn.execute(
+                        f"SELECT number, value FROM turns WHERE conversation = ? "
+                        f"AND number IN ({marks})",
+                        (conv, *chunk),
+                    ).fetchall()
+                )
+            return rows, blobs
 
         with self._lock:
-            rows = self._call(read)
+            rows, blobs = self._call(read)
         out = []
         for row in reversed(rows):
             rec = TurnRecord(
@@ -600,9 +621,9 @@ class ConversationStore:
                 stdout=row[11],
                 kept=row[12] is not None,
             )
-            if values and row[12] is not None:
+            if row[0] in blobs:
                 try:
-                    rec.value = decode_value(row[12], json.loads(row[13] or "{}"), row[14])
+                    rec.value = decode_value(row[12], json.loads(row[13] or "{}"), blobs[row[0]])
                 except Exception:  # a value that no longer decodes: its summary stands
                     rec.kept = False
             out.append(rec)
