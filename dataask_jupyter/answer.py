@@ -63,6 +63,7 @@ class Attempt:
     reply: str = field(default="", repr=False)
     outcome: str = ""
     check: str | None = None
+    value: Any = field(default=None, repr=False)  # what the run returned (ok and misfit tries)
 
 
 @dataclass
@@ -81,6 +82,9 @@ class Answer:
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int | None = None  # prompt tokens served by the LLM server's cache
+    first_token_seconds: float | None = None  # of the first reply
+    llm_seconds: float = 0.0  # time spent waiting for the LLM, all tries
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
 

@@ -52,6 +52,7 @@ class PastTurn:
     question: str
     code: str
     outcome: str  # one-line summary of the value, or the error
+    hint: str | None = None  # the answer-type hint sent with the question, sent again as it was
 
 
 _MAX_NOTES_CHARS = 800  # the reader's decisions, as the prompt carries them
@@ -177,7 +178,10 @@ def build_messages(
     recent = list(history)[-history_turns:] if history_turns > 0 else []
     previous_outcome: str | None = None
     for turn in recent:
-        messages.append({"role": "user", "content": _user(turn.question, previous_outcome)})
+        asked = _user(turn.question, previous_outcome)
+        if turn.hint:  # as it was sent, so the prompt up to the new question is a cached prefix
+            asked += "\n" + turn.hint
+        messages.append({"role": "user", "content": asked})
         messages.append({"role": "assistant", "content": f"```python\n{turn.code}\n```"})
         previous_outcome = turn.outcome
     last = _user(question, previous_outcome)

@@ -326,3 +326,14 @@ def test_empty_question_and_unknown_dataset_are_dataask_errors() -> None:
         s.ask("   ")
     with pytest.raises(DataaskError, match="no dataset named"):
         s.ask("q", dataset="nope")
+
+
+def test_a_follow_up_repeats_the_earlier_messages_byte_for_byte() -> None:
+    """The server's prompt cache serves everything up to the new question."""
+    llm = FakeLLM("result = len(df)", "result = df.revenue.sum()")
+    runner = FakeRunner({"result = len(df)": ok(3), "result = df.revenue.sum()": ok(35.0)})
+    s = session(llm, runner)
+    s.ask("How many rows are there?")
+    s.ask("What is the total revenue?")
+    first, second = llm.calls
+    assert second[: len(first)] == first
