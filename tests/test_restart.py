@@ -249,3 +249,38 @@ def test_notebook_key_in_a_kernel_started_by_jupyter_server(tmp_path: Path) -> N
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_session_restores_from_its_store(
+    settings_kwargs: dict[str, Any], llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """Without a kernel: a second Session on the same store continues the first one's work."""
+    import dataask
+
+    csv = tmp_path / "traffic.csv"
+    shutil.copy(DATA / "web_traffic.csv", csv)
+    llm.on("revenue by channel", "result = df.groupby('channel')['revenue_usd'].sum()")
+    llm.on("only organic", "result = prev.loc['Organic']")
+    llm.on("every session", "result = pd.concat([df] * 20, ignore_index=True)")  # over the cap
+    llm.on("how many rows", "result = len(df)")
+    state, key = tmp_path / "state", "notebook:/work/analysis.ipynb"
+    with dataask.Session(**settings_kwargs, store=ConversationStore(state, key)) as first:
+        first.load(csv, name="traffic")
+        big = first.ask("List every session twenty times")
+        assert big.error is None and len(big.value) > 100_000
+        by_channel = first.ask("Revenue by channel?")
+    with dataask.Session(**settings_kwargs, store=ConversationStore(state, key)) as second:
+        assert [a.question for a in second.history] == [
+            "List every session twenty times",
+            "Revenue by channel?",
+        ]
+        assert second.history[0].summary == big.summary  # kept as a summary only
+        assert second.history[0].value is None
+        import pandas as pd
+
+        pd.testing.assert_series_equal(second.history[1].value, by_channel.value)
+        organic = second.ask("Only organic?")  # prev is the last answer's value again
+        assert organic.error is None and organic.number == 3
+        assert organic.value == pytest.approx(by_channel.value.loc["Organic"])
+        rows = second.ask("How many rows are there?")
+        assert rows.error is None and rows.value == 5490
