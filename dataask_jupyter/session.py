@@ -497,7 +497,20 @@ class Session:
         )
 
     def export(self, path: str | os.PathLike[str], turn: int | None = None, **options: Any) -> Path:
-        """Export the value of ``turn`` (default: the last answer) to ``path``."""
+        """Export the value of ``turn`` (default: the last answer) to ``path`` (.csv, .json,
+        .xlsx, .png), or the whole conversation as plain pandas code (.ipynb, .py) that runs
+        without dataask or any LLM."""
+        if Path(path).suffix.lower() in (".ipynb", ".py"):
+            from dataask_jupyter import reproduce
+
+            with self._lock:
+                turns = [TurnRecord.from_answer(a) for a in self.history]
+                records = [
+                    DatasetRecord.from_dataset(d, active=n == self.active)
+                    for n, d in self.datasets.items()
+                ] + list(self.pending.values())
+                frames = {n: d.frame for n, d in self.datasets.items()}
+            return reproduce.write_conversation(path, turns, records, frames=frames)
         options.setdefault("formula_guard", self.settings.formula_guard)
         return self.turn(turn).export(path, **options)
 

@@ -105,3 +105,15 @@ def test_without_a_store_uploads_go_to_a_private_folder(tmp_path: Path) -> None:
     s = Session(llm=FakeLLM(), runner=FakeRunner({}))
     ds = s.upload("orders.csv", _csv(tmp_path / "o.csv").read_bytes(), name="o")
     assert ds.name == "o" and Path(ds.source).exists() and "dataask-upload-" in ds.source
+
+
+def test_export_the_conversation_as_code(tmp_path: Path) -> None:
+    data = _csv(tmp_path / "sales.csv")
+    s = _session(tmp_path, ["result = len(df)"], {"result = len(df)": ok(3)})
+    s.load(data, name="sales")
+    s.ask("How many rows?")
+    script = s.export(tmp_path / "analysis.py").read_text()
+    assert "How many rows?" in script and "result = len(df)" in script
+    assert "read_csv" in script and "import dataask" not in script
+    nb = s.export(tmp_path / "analysis.ipynb")
+    assert nb.suffix == ".ipynb" and "result = len(df)" in nb.read_text()
