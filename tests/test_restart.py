@@ -270,6 +270,11 @@ def test_session_restores_from_its_store(
         assert big.error is None and len(big.value) > 100_000
         by_channel = first.ask("Revenue by channel?")
     with dataask.Session(**settings_kwargs, store=ConversationStore(state, key)) as second:
+        import nbformat
+
+        exported = nbformat.read(second.export(tmp_path / "before.ipynb"), as_version=4)
+        load = exported.cells[1].source  # the datasets are not reloaded yet, but known
+        assert f"dfs['traffic'] = pd.read_csv({str(csv)!r})" in load
         assert [a.question for a in second.history] == [
             "List every session twenty times",
             "Revenue by channel?",
