@@ -185,7 +185,17 @@ def main() -> None:
     print(f"   last 200 turns, values of the last 20   {ms(t_200_20)}")
     print(f"   all turns, no values                    {ms(t_light)}")
     print(f"   open + last 200 with 20 values          {ms(t_open + t_200_20)}")
-    print(f"   ratio all values / no values            {t_all / t_light:8.1f}x\n")
+    print(f"   ratio all values / no values            {t_all / t_light:8.1f}x")
+    from dataask_jupyter.session import Session
+
+    t0 = time.perf_counter()
+    session = Session(store=ConversationStore(normal, key), sandbox="local", notify=lambda m: None)
+    t_session = time.perf_counter() - t0
+    restored_turns = len(session.history)
+    session.close()
+    print(
+        f"   Session(store=...) as wired now         {ms(t_session)}   ({restored_turns} turns)\n"
+    )
 
     tracemalloc.start()
     held = store.turns()
