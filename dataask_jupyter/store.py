@@ -51,6 +51,8 @@ JSON_MAX_BYTES = 1 << 20
 BLOB_MAX_BYTES = 5 << 20  # plotly JSON, PNG
 UPLOAD_CAP_BYTES = 1 << 30
 KEEP_CONVERSATIONS = 10  # per notebook, the current one included (older ones are deleted)
+KEEP_VALUES = 200  # turns of a conversation whose values are kept; older ones keep their summary
+QUICK_CHECK_MAX_BYTES = 64 << 20  # databases up to this size are checked whole when opened
 STDOUT_MAX_CHARS = 10_000
 FINGERPRINT_EDGE = 1 << 20  # bytes hashed at each end of a file
 
@@ -483,8 +485,9 @@ class ConversationStore:
                     f"{self.path} was written by a newer dataask (schema {version}); "
                     "upgrade dataask or set DATAASK_STATE_DIR elsewhere"
                 )
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
+            small = self.path.stat().st_size <= QUICK_CHECK_MAX_BYTES
+            check = conn.execute("PRAGMA quick_check").fetchone()[0] if small else "ok"
+            if check != "ok":  # (damage in a bigger one is found when the page is read)
                 raise sqlite3.DatabaseError(f"database disk image is malformed: {check}")
             if version < SCHEMA_VERSION:
                 conn.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
@@ -677,6 +680,11 @@ class ConversationStore:
                     "kind, summary, error, cancelled, seconds, created, notes, stdout, value_kind, "
                     "value_meta, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (conv, *row),
+                )
+                conn.execute(
+                    "UPDATE turns SET value_kind = NULL, value_meta = NULL, value = NULL "
+                    "WHERE conversation = ? AND number <= ? AND value_kind IS NOT NULL",
+                    (conv, rec.number - KEEP_VALUES),
                 )
 
         with self._lock:

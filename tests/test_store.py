@@ -144,6 +144,18 @@ def test_turn_fields_and_values_flag(store: ConversationStore) -> None:
     assert some[1].value == 5 and some[1].kept and some[0].kept and some[0].value is None
 
 
+def test_only_recent_values_are_kept(
+    store: ConversationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dataask_jupyter.store.KEEP_VALUES", 3)
+    for n in range(1, 6):
+        store.add_turn(turn(n, n * 10, summary=f"int: {n * 10}"))
+    back = store.turns()
+    assert [t.kept for t in back] == [False, False, True, True, True]
+    assert [t.value for t in back] == [None, None, 30, 40, 50]
+    assert back[0].summary == "int: 10"
+
+
 def test_from_answer_and_dataset_records(tmp_path: Path) -> None:
     class FakeAnswer:  # the attributes Session.Answer has
         number, question, dataset, code, kind = 3, "q", "d", "result = 1", "json"
