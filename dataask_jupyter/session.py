@@ -181,6 +181,8 @@ class Session:
                 self._forget_dataset(name)
                 continue
             ds.notes.insert(0, changed or f"reloaded from {rec.source} after a kernel restart")
+            if changed:
+                self.notify(f'dataask: dataset "{name}": {changed}')
         self.active = active if active in self.datasets else next(reversed(self.datasets), None)
         if self.active is not None:
             self._save_dataset(self.datasets[self.active])
