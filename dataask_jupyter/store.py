@@ -154,9 +154,10 @@ class DatasetRecord:
     """A dataset of the session: where it came from and how it was read.
 
     ``source`` is the file's absolute path ("" for a DataFrame, which cannot be reloaded).
-    ``header_row`` and ``range`` are the reader options the user gave; ``encoding``/``delimiter``
-    what the reader decided for a CSV, ``engine`` the parser it used; ``columns`` and ``dtypes``
-    the table it produced.
+    ``header_row`` and ``range`` are the reader options the user gave, ``table_range`` and
+    ``table_header_row`` where the reader found the table (Excel style, 1-based rows);
+    ``encoding``/``delimiter`` what the reader decided for a CSV, ``engine`` the parser it used;
+    ``columns`` and ``dtypes`` the table it produced.
     """
 
     name: str
@@ -165,6 +166,8 @@ class DatasetRecord:
     sheet: str | None = None
     header_row: int | None = None
     range: str | None = None
+    table_range: str | None = None
+    table_header_row: int | None = None
     encoding: str | None = None
     delimiter: str | None = None
     engine: str = ""
@@ -198,6 +201,8 @@ class DatasetRecord:
             sheet=ds.sheet,
             header_row=options.get("header_row") if header_row is None else header_row,
             range=options.get("range") if range is None else range,
+            table_range=getattr(ds, "table_range", None),
+            table_header_row=getattr(ds, "table_header_row", None),
             encoding=getattr(ds, "encoding", None),
             delimiter=getattr(ds, "delimiter", None),
             engine=str(getattr(ds, "engine", "") or ""),
