@@ -274,7 +274,7 @@ def test_session_restores_from_its_store(
 
         exported = nbformat.read(second.export(tmp_path / "before.ipynb"), as_version=4)
         load = exported.cells[1].source  # the datasets are not reloaded yet, but known
-        assert f"dfs['traffic'] = pd.read_csv({str(csv)!r})" in load
+        assert "dfs['traffic'] = pd.read_csv(" in load and repr(str(csv)) in load
         assert [a.question for a in second.history] == [
             "List every session twenty times",
             "Revenue by channel?",
