@@ -28,6 +28,9 @@ class Dataset:
     delimiter: str | None = None
     engine: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # reader overrides: header_row, range
+    hidden_sheets: dict[str, str] = field(default_factory=dict)  # name -> "hidden"/"very hidden"
+    range: str | None = None  # where the reader found the table, Excel style ("B4:F20")
+    header_row: int | None = None  # the 1-based row that gave the column names, when known
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -187,7 +187,10 @@ class AskMagics(Magics):
     def _question(self, options: str, question: str) -> None:
         from dataask_jupyter.render import display_answer
 
-        args = parse_argstring(_ask_args, options)
+        try:
+            args = parse_argstring(_ask_args, options)
+        except ValueError as exc:  # an unclosed quote
+            raise UsageError(f"%ask options {options!r}: {exc}") from None
         if not question:
             raise UsageError(
                 "write a question: %ask QUESTION, or %%ask with the question in the cell"

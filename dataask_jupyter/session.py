@@ -79,8 +79,9 @@ class Session:
 
     ``Session(exec_timeout=30, llm_model="...")`` overrides any ``Ask`` setting; pass ``config``
     to share a live ``Ask`` instance (the magics do, so ``%config Ask.x`` takes effect). ``llm``
-    and ``runner`` replace the LLM client and the sandbox (tests pass fakes, the way httpx takes a
-    transport).
+    (an object with ``complete``) and ``runner`` replace the LLM client and the sandbox (tests pass
+    fakes, the way httpx takes a transport); ``llm="local"`` is the ``Ask.llm`` setting.
+    ``store`` keeps the conversation across restarts (the magics pass one).
     """
 
     def __init__(
@@ -88,11 +89,13 @@ class Session:
         config: Ask | None = None,
         *,
         notify: Callable[[str], None] | None = None,
-        llm: LLM | None = None,
+        llm: LLM | str | None = None,
         runner: Runner | None = None,
         store: ConversationStore | None = None,
         **overrides: Any,
     ) -> None:
+        if isinstance(llm, str):  # the Ask.llm setting ("local"), not a client
+            overrides["llm"], llm = llm, None
         self.settings = config if config is not None else Ask()
         for k, v in overrides.items():
             if not self.settings.has_trait(k):
@@ -246,7 +249,8 @@ class Session:
             sheet=sheet,
             max_bytes=self.settings.max_file_bytes,
             max_uncompressed_bytes=self.settings.max_uncompressed_bytes,
-            **options,
+            header_row=header_row,
+            range=range,
         )
         if isinstance(source, pd.DataFrame):
             label, default = "a DataFrame", "df"
@@ -264,6 +268,9 @@ class Session:
             delimiter=res.delimiter,
             engine=res.engine,
             options=options,
+            hidden_sheets=dict(res.hidden_sheets),
+            range=res.range,
+            header_row=res.header_row,
         )
         with self._lock:
             self.sandbox.load(ds.name, ds.frame)

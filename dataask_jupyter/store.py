@@ -201,8 +201,8 @@ class DatasetRecord:
             sheet=ds.sheet,
             header_row=options.get("header_row") if header_row is None else header_row,
             range=options.get("range") if range is None else range,
-            table_range=getattr(ds, "table_range", None),
-            table_header_row=getattr(ds, "table_header_row", None),
+            table_range=getattr(ds, "range", None),  # Dataset.range: where the table was found
+            table_header_row=getattr(ds, "header_row", None),
             encoding=getattr(ds, "encoding", None),
             delimiter=getattr(ds, "delimiter", None),
             engine=str(getattr(ds, "engine", "") or ""),

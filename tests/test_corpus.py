@@ -120,8 +120,8 @@ LOADS: dict[str, tuple[tuple[int, int], str, list[str], list[Any]]] = {
     "calamine-issue_553.xlsx": ((18, 1), "Sheet1", ["영어"], ["영어"]),
     "calamine-issue_643_biff5_formula.xls": ((4, 4), "SheetJS", ["A", "B", "C"], ["1", "2", "3"]),
     "calamine-issue_644.xlsx": ((10, 2), "Sheet1", ["A", "B"], [10.0, 1.0413926851582251]),
-    "calamine-issues.ods": ((6, 1), "datatypes", ["A"], ["1"]),
-    "calamine-issues.xlsx": ((6, 1), "datatypes", ["A"], ["1"]),
+    "calamine-issues.ods": ((3, 2), "issue2", ["A", "B"], [1, "a"]),
+    "calamine-issues.xlsx": ((3, 2), "issue2", ["A", "B"], [1, "a"]),
     "calamine-malformed_format.xls": (
         (31, 24),
         "2014",
@@ -168,7 +168,7 @@ LOADS: dict[str, tuple[tuple[int, int], str, list[str], list[Any]]] = {
         ["Non-latin1 text", "МОСКВА Москва"],  # noqa: RUF001
     ),
     "xlrd-issue20.xls": ((4, 1), "Sheet1", ["aasa"], ["asasa"]),
-    "xlrd-namesdemo.xls": ((1, 1), "Sheet1", ["A"], [42]),
+    "xlrd-namesdemo.xls": ((3, 14), "Sheet3", ["unnamed_1", "Jan", "Feb"], ["Sales", None, None]),
     "xlrd-profiles.xls": ((14, 13), "PROFILEDEF", ["PROFIL", "a", "b"], ["P8.2", 100, 101]),
     "xlrd-ragged.xls": ((4, 4), "Sheet1", ["a", "b", "c"], ["d", "e", None]),
     "xlrd-xf_class.xls": (
@@ -304,7 +304,12 @@ def test_formats_by_content() -> None:
     assert read_table(CORPUS / "calamine-issues.ods").format == "ods"
     assert read_table(CORPUS / "calamine-issue221.xlsm").format == "xlsm"
     assert read_table(CORPUS / "calamine-issue_419.xlsb").format == "xlsb"
-    assert read_table(CORPUS / "calamine-issues.ods", sheet="issue2").frame.shape == (3, 2)
+    r = read_table(CORPUS / "calamine-issues.ods", sheet="datatypes")
+    assert r.frame.shape == (6, 1) and r.frame["A"].tolist()[:3] == ["1", "1.5", "ab"]
+    assert read_table(CORPUS / "calamine-issues.ods").notes[0] == (
+        'Read sheet "issue2", the first sheet with a table ("datatypes" holds one column only; '
+        '"Sheet1" holds one column only).'
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -798,6 +798,19 @@ def test_empty_first_sheet_then_data(tmp_path: Path) -> None:
     assert r.notes[0] == 'Read sheet "Table", the first sheet with a table ("Data" is empty).'
 
 
+def test_cover_page_of_text_then_the_table(tmp_path: Path) -> None:
+    cover = [["Annual report 2024"], ["Prepared by Finance"], ["Confidential"]]
+    p = grid_workbook(tmp_path / "report.xlsx", cover, Figures=[["k", "v"], ["a", 1], ["b", 2]])
+    r = read_table(p)
+    assert r.sheet == "Figures" and r.frame["v"].tolist() == [1, 2]
+    assert (
+        r.notes[0]
+        == 'Read sheet "Figures", the first sheet with a table ("Data" holds one column only).'
+    )
+    r = read_table(grid_workbook(tmp_path / "hdr.xlsx", [["a", "b"]]))
+    assert r.frame.shape == (0, 2) and "The table has column names but no rows." in r.notes
+
+
 def test_several_tables_side_by_side_and_spacer_columns(tmp_path: Path) -> None:
     rows: list[list[object]] = [["name", None, "score", None, None, "k", "v"]]
     for i in range(6):

@@ -207,14 +207,12 @@ def test_what_cannot_be_reproduced_is_said(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "options", [{"header_row": 3}, {"range": "B3:D8"}, {"range": "Report!$B$3:$D$8"}, {}]
 )
-def test_reader_layout_is_reproduced(tmp_path: Path, options: dict[str, Any]) -> None:
+def test_reader_layout_is_reproduced(
+    settings_kwargs: dict[str, Any], tmp_path: Path, options: dict[str, Any]
+) -> None:
     """A title block, a blank first column and a totals row: the load cell reads the same table
     as the reader, from the options given or from where the reader found the table."""
-    from types import SimpleNamespace
-
     from openpyxl import Workbook
-
-    from dataask_jupyter import readers
 
     wb = Workbook()
     ws = wb.active
@@ -227,17 +225,17 @@ def test_reader_layout_is_reproduced(tmp_path: Path, options: dict[str, Any]) ->
     ws.append([None, "Total", 60, 1507.5])
     path = tmp_path / "report.xlsx"
     wb.save(path)
-    res = readers.read_table(path, **options)
-    assert res.frame.shape == (5, 3), res.notes
-    ds = SimpleNamespace(  # a Session Dataset, with where the reader found the table
-        name="report", source=str(path), format=res.format, sheet=res.sheet,
-        engine=res.engine, columns=list(res.frame.columns), dtypes={}, notes=res.notes,
-        options=options, table_range=res.range, table_header_row=res.header_row,
-    )  # fmt: skip
-    rec = DatasetRecord.from_dataset(ds, active=True)
-    turns = [TurnRecord(number=1, question="q", dataset="report", code="result = len(df)")]
-    nb = to_notebook(turns, [rec], frames={"report": res.frame})
-    assert "Not reproduced exactly" not in "\n".join(c.source for c in nb.cells), nb.cells[1].source
-    ns: dict[str, Any] = {}
-    exec(nb.cells[1].source, ns)  # the load cell
-    pd.testing.assert_frame_equal(ns["df"], res.frame, check_dtype=False, check_column_type=False)
+    with dataask.Session(**settings_kwargs) as s:
+        ds = s.load(path, name="report", **options)
+        assert ds.shape == (5, 3), ds.notes
+        rec = DatasetRecord.from_dataset(ds, active=True)
+        assert (rec.header_row, rec.range) == (options.get("header_row"), options.get("range"))
+        turns = [TurnRecord(number=1, question="q", dataset="report", code="result = len(df)")]
+        nb = to_notebook(turns, [rec], frames={"report": ds.frame})
+        text = "\n".join(c.source for c in nb.cells)
+        assert "Not reproduced exactly" not in text, nb.cells[1].source
+        ns: dict[str, Any] = {}
+        exec(nb.cells[1].source, ns)  # the load cell
+        pd.testing.assert_frame_equal(
+            ns["df"], ds.frame, check_dtype=False, check_column_type=False
+        )

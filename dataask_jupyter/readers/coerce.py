@@ -10,7 +10,6 @@ as Arrow IPC, the way it crosses to the sandbox.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import re
 import warnings
 from collections import Counter
@@ -352,8 +351,3 @@ def ensure_arrow(frame: pd.DataFrame, notes: list[str], source: str) -> pd.DataF
             f"({one_line(exc, 120)}); save it as CSV or XLSX and load that"
         ) from None
     return frame
-
-
-def finite(x: float) -> bool:
-    """A real, finite number."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

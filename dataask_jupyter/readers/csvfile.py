@@ -328,6 +328,15 @@ def _plan_csv(
     return plan, title
 
 
+def csv_plan(path: str) -> _CsvPlan:
+    """How ``read_table`` reads this text file: encoding, delimiter, lines skipped (title lines
+    and Excel's "sep=" line), decimal mark and thousands separator. For code that re-reads it."""
+    with open(path, "rb") as fh:
+        head = fh.read(SAMPLE_BYTES)
+    plan, _title = _plan_csv(path, head, os.path.getsize(path))
+    return plan
+
+
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 

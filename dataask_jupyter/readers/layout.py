@@ -15,7 +15,7 @@ import datetime as _dt
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +141,7 @@ class Table:
     range: str
     notes: list[str] = field(default_factory=list)
 
-    def ref(self, col: int) -> Any:
+    def ref(self, col: int) -> Callable[[int], str]:
         """A function naming the i-th data cell of column ``col`` ("C7")."""
         letter = col_letter(self.col_numbers[col])
         rows = self.row_numbers

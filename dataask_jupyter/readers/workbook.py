@@ -325,6 +325,7 @@ def _pick(
         return _read_sheet(book, name, target, header_row, cells)
     visible = [s.name for s in book.sheets if s.visibility == "visible" and s.worksheet]
     empty: list[str] = []
+    single: list[str] = []  # sheets of one column (lists, text lines)
     fallback: _Read | None = None
     for candidate in visible:
         try:
@@ -336,9 +337,12 @@ def _pick(
             if header_row is not None or cells is not None:
                 raise
             continue
+        if read.table.row_numbers and len(read.table.names) >= 2:
+            break  # a table: rows under a header, several columns
         if read.table.row_numbers:
-            break
-        fallback = fallback or read
+            single.append(candidate)
+        if fallback is None or (read.table.row_numbers and not fallback.table.row_numbers):
+            fallback = read  # a cover page of text lines, or a header without rows
     else:
         if fallback is None:
             hidden = [s.name for s in book.sheets if s.visibility != "visible" and s.worksheet]
@@ -366,7 +370,9 @@ def _pick(
                 info = next(i for i in book.sheets if i.name == s)
                 why.append(f"{quote(s)} is {info.visibility if info.worksheet else 'a chart'}")
             else:
-                why.append(f"{quote(s)} holds no rows under a header")
+                why.append(
+                    f"{quote(s)} holds " + ("one column only" if s in single else "no table")
+                )
         shown = "; ".join(why[:5]) + ("; …" if len(why) > 5 else "")
         notes.append(f"Read sheet {quote(read.sheet)}, the first sheet with a table ({shown}).")
     return read
@@ -512,6 +518,8 @@ def read_workbook(
         notes.append(f"The workbook also has hidden sheets: {listed}; load one with --sheet NAME.")
     frame = _frame(table, notes)
     parse_dates(frame, notes)
+    if len(frame) == 0:
+        notes.append("The table has column names but no rows.")
     frame = ensure_arrow(frame, notes, name)
     return ReadResult(
         frame=frame,
