@@ -41,6 +41,7 @@ from dataask_jupyter.store import ConversationStore, DatasetRecord, TurnRecord
 __all__ = ["Answer", "Attempt", "Dataset", "Session"]
 
 CANCELLED = "cancelled"
+_RESTORED_VALUES = 20  # turns whose values come back after a restart (the rest: summaries)
 
 
 def _stderr(msg: str) -> None:
@@ -132,14 +133,13 @@ class Session:
     def _restore(self, store: ConversationStore) -> None:
         """Bring back the stored conversation; datasets are reloaded from their files lazily."""
         try:
-            turns = store.turns()
+            # the values of the last few turns are decoded; older ones keep their summaries
+            turns = store.turns(limit=max(1, self.settings.max_history), values=_RESTORED_VALUES)
             records = store.datasets()
         except DataaskError as exc:
             self.notify(f"dataask: the stored conversation could not be read ({exc})")
             return
-        self.history = [Answer(**t.answer_fields()) for t in turns][
-            -max(1, self.settings.max_history) :
-        ]
+        self.history = [Answer(**t.answer_fields()) for t in turns]
         self._turns = max((t.number for t in turns), default=0)
         self.pending = {r.name: r for r in records}
         self.active = next((r.name for r in records if r.active), None) or (

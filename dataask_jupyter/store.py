@@ -137,6 +137,7 @@ class TurnRecord:
             "seconds": self.seconds,
             "notes": list(self.notes),
             "cancelled": self.cancelled,
+            "stored_summary": None if self.kept else self.summary,
         }
 
 
