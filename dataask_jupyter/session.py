@@ -534,8 +534,12 @@ class Session:
         return self.sandbox.info()
 
     def close(self) -> None:
-        """Stop the sandbox; the session can be used again (it restarts lazily)."""
+        """Stop the sandbox (and the PNG renderer); the session can be used again (both start
+        lazily)."""
         _close_runner(self.sandbox)
+        if "dataask_jupyter.export" in sys.modules:  # a renderer runs only if PNGs were made
+            with contextlib.suppress(Exception):
+                sys.modules["dataask_jupyter.export"].close_png_renderer()
         if self.store is not None:
             with contextlib.suppress(Exception):
                 self.store.close()

@@ -124,7 +124,7 @@ def export_value(
     except ExportError:
         tmp.unlink(missing_ok=True)
         raise
-    except (OSError, ValueError, TypeError, OverflowError) as exc:
+    except Exception as exc:  # a full disk (xlsxwriter says so in its own exception), bad data
         tmp.unlink(missing_ok=True)
         raise ExportError(f"could not write {p}: {one_line(exc)}") from None
     except BaseException:
