@@ -12,6 +12,8 @@ import datetime as _dt
 import decimal
 import math
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +160,23 @@ def _xlsx_xlsxwriter(
 ) -> None:
     import xlsxwriter
 
+    # xlsxwriter's scratch files go in a folder of ours, removed whatever happens (on a full
+    # disk xlsxwriter leaves its own temporary folder behind)
+    scratch = tempfile.mkdtemp(prefix=".dataask-xlsx-", dir=path.parent)
+    try:
+        _xlsxwriter_book(xlsxwriter, tables, path, guard, chunk_rows, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _xlsxwriter_book(
+    xlsxwriter: Any,
+    tables: dict[str, pd.DataFrame],
+    path: Path,
+    guard: bool,
+    chunk_rows: int,
+    scratch: str,
+) -> None:
     wb = xlsxwriter.Workbook(
         str(path),
         {
@@ -165,7 +184,7 @@ def _xlsx_xlsxwriter(
             "strings_to_formulas": False,
             "strings_to_urls": False,
             "strings_to_numbers": False,
-            "tmpdir": str(path.parent),
+            "tmpdir": scratch,
         },
     )
     try:
