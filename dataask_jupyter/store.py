@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from dataask_jupyter.errors import DataaskError, DatasetNotFoundError
+from dataask_jupyter.values import human_size
 
 __all__ = [
     "ConversationStore",
@@ -422,14 +423,6 @@ def _errcode(exc: sqlite3.Error) -> int:
     return -1
 
 
-def _human(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} GB"
-
-
 _UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 
 
@@ -803,8 +796,8 @@ class ConversationStore:
         size = len(data)
         if size > self.upload_cap_bytes:
             raise StoreError(
-                f"{name} is {_human(size)}, over the {_human(self.upload_cap_bytes)} cap of the "
-                "upload store; load it from disk with %ask load PATH instead"
+                f"{name} is {human_size(size)}, over the {human_size(self.upload_cap_bytes)} cap "
+                "of the upload store; load it from disk with %ask load PATH instead"
             )
         folder = self.dir / "uploads" / hashlib.sha256(self.key.encode()).hexdigest()[:16]
         target = folder / name

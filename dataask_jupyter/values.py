@@ -121,6 +121,6 @@ def human_size(n: float) -> str:
     """A byte count for people: ``512 bytes``, ``1.5 KB``, ``20.0 MB`` (powers of 1024)."""
     for unit in ("bytes", "KB", "MB", "GB"):
         if abs(n) < 1024 or unit == "GB":
-            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+            return f"{int(n):,} bytes" if unit == "bytes" else f"{n:,.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")

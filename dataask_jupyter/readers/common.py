@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from dataask_jupyter.errors import EmptyFileError, FileTooLargeError, LoadError
+from dataask_jupyter.values import human_size
 
 SAMPLE_BYTES = 64 * 1024
 SUPPORTED = "CSV/Excel/ODS/parquet"
@@ -41,14 +42,6 @@ class ReadResult:
 
 def display(path: str | os.PathLike[str]) -> str:
     return os.path.basename(os.fspath(path)) or os.fspath(path)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"  # pragma: no cover
 
 
 def one_line(exc: BaseException | str, limit: int = 160) -> str:
@@ -87,7 +80,7 @@ def check_file(path: str, max_bytes: int | None) -> int:
         raise EmptyFileError(f"{name} is empty (0 bytes)")
     if max_bytes is not None and st.st_size > max_bytes:
         raise FileTooLargeError(
-            f"{name} is {human_bytes(st.st_size)}, over the {human_bytes(max_bytes)} cap; "
+            f"{name} is {human_size(st.st_size)}, over the {human_size(max_bytes)} cap; "
             "raise the setting Ask.max_file_bytes to load it"
         )
     return st.st_size

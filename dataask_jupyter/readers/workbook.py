@@ -27,10 +27,11 @@ from dataask_jupyter.errors import (
     LoadError,
     SheetNotFoundError,
 )
+from dataask_jupyter.values import human_size
 
 from .coerce import ERROR_CODES, CellError, ensure_arrow, typed_column
 from .columns import clean_columns, parse_dates
-from .common import ReadResult, cap_notes, display, human_bytes, one_line, quote, sheet_list
+from .common import ReadResult, cap_notes, display, one_line, quote, sheet_list
 from .layout import CellRange, Grid, Table, find_table
 
 WORKBOOK_FORMATS = ("xlsx", "xlsm", "xlsb", "xls", "ods")
@@ -67,8 +68,8 @@ def check_zip_size(path: str, max_uncompressed: int) -> None:
     total = sum(i.file_size for i in infos)
     if total > max_uncompressed:
         raise FileTooLargeError(
-            f"{name} expands to {human_bytes(total)} uncompressed, over the "
-            f"{human_bytes(max_uncompressed)} cap; raise the setting Ask.max_uncompressed_bytes "
+            f"{name} expands to {human_size(total)} uncompressed, over the "
+            f"{human_size(max_uncompressed)} cap; raise the setting Ask.max_uncompressed_bytes "
             "if the file is genuine"
         )
     for info in infos:
@@ -76,7 +77,7 @@ def check_zip_size(path: str, max_uncompressed: int) -> None:
         if info.file_size > ZIP_RATIO_GRACE and ratio > MAX_ZIP_RATIO:
             raise FileTooLargeError(
                 f"{name} looks like a zip bomb: {info.filename} expands {ratio:,.0f}x "
-                f"({human_bytes(info.compress_size)} to {human_bytes(info.file_size)}); "
+                f"({human_size(info.compress_size)} to {human_size(info.file_size)}); "
                 "workbooks do not compress like that"
             )
 

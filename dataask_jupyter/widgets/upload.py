@@ -25,6 +25,7 @@ import pandas as pd
 import traitlets as t
 
 from dataask_jupyter import profile
+from dataask_jupyter.values import human_size
 from dataask_jupyter.widgets.table import DataTable, asset
 
 if TYPE_CHECKING:
@@ -33,14 +34,6 @@ if TYPE_CHECKING:
 ACCEPT = (".csv", ".tsv", ".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".parquet")
 DEFAULT_MAX_UPLOAD = 256 << 20
 CHUNK_BYTES = 1 << 20
-
-
-def _human(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def _safe_name(name: str) -> str:
@@ -99,7 +92,7 @@ class FilePicker(anywidget.AnyWidget):
             return f"{name}: only {', '.join(allowed)} files can be uploaded here"
         if size > self.max_bytes:
             return (
-                f"{name} is {_human(size)}, over the {_human(self.max_bytes)} upload cap; "
+                f"{name} is {human_size(size)}, over the {human_size(self.max_bytes)} upload cap; "
                 "load it from disk with %ask load PATH, or raise Ask.max_upload_bytes"
             )
         return None
@@ -326,7 +319,7 @@ class UploadBox(w.VBox):
         title = w.HTML(
             "<b>Upload data</b> "
             f'<span style="color:var(--jp-ui-font-color2,#666)">{", ".join(ACCEPT)} · '
-            f"up to {_human(cap)} per file · each file becomes a dataset</span>"
+            f"up to {human_size(cap)} per file · each file becomes a dataset</span>"
         )
         super().__init__([title, self.picker, self.messages, self.card_box])
         self.add_class("dataask-upload-box")
@@ -385,7 +378,7 @@ class UploadBox(w.VBox):
     def __repr__(self) -> str:
         loaded = ", ".join(self.cards) or "none yet"
         return (
-            f"Upload box for {', '.join(ACCEPT)} files up to {_human(self.picker.max_bytes)} "
+            f"Upload box for {', '.join(ACCEPT)} files up to {human_size(self.picker.max_bytes)} "
             f"each (datasets loaded here: {loaded}). Needs a notebook with widgets; "
             "or use %ask load PATH."
         )
