@@ -72,7 +72,8 @@ def kernels(hub: LocalHub) -> dict[str, KernelClient]:
     for user in USERS:
         hub.upload(user, "uploaded.csv", _csv(user, 2))
         k = hub.new_kernel(user)
-        r = k.execute("%load_ext dataask")
+        # static checks off: the sandbox must hold on its own (as in tests/security/)
+        r = k.execute("%load_ext dataask\n%config Ask.static_checks = False")
         assert r.error is None, (r.error, r.stderr)
         out[user] = k
     return out
@@ -168,8 +169,10 @@ def test_sandbox_cannot_reach_the_other_user(
     question = f"{attacker} peeks at {victim}"
     llm_server.on(question, ATTACK % {"files": files, "sockets": sockets})
     k = kernels[attacker]
-    _run(k, f"%%ask --dataset sales -o leak\n{question}")
-    out: dict[str, Any] = json.loads(json.loads(_run(k, "import json; print(json.dumps(leak))")))
+    shown = _run(k, f"%%ask --dataset sales -o leak\n{question}")
+    printed = _run(k, "import json; print(json.dumps(leak))")
+    assert printed.strip() != "null", shown
+    out: dict[str, Any] = json.loads(json.loads(printed))
     assert set(out["read"]) == set(files)
     assert all(v.startswith("ERR") for v in out["read"].values()), out["read"]
     assert all(v.startswith("ERR") for v in out["connect"].values()), out["connect"]
