@@ -143,19 +143,23 @@ class LocalHub:
             text = resp.read()
         return json.loads(text) if text else None
 
-    def start_server(self, user: str, timeout: float = 180.0) -> None:
-        """Create the user if needed and start their server; wait until it is ready."""
-        with contextlib.suppress(urllib.error.HTTPError):
-            self.api("POST", f"/hub/api/users/{user}")
-        self.api("POST", f"/hub/api/users/{user}/server")
+    def start_servers(self, users: list[str], timeout: float = 240.0) -> None:
+        """Create the users if needed and start their servers at once; wait until all are ready."""
+        for user in users:
+            with contextlib.suppress(urllib.error.HTTPError):
+                self.api("POST", f"/hub/api/users/{user}")
+            self.api("POST", f"/hub/api/users/{user}/server")
+        waiting = set(users)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            model = self.api("GET", f"/hub/api/users/{user}")
-            server = (model.get("servers") or {}).get("")
-            if server and server.get("ready"):
-                return
+        while waiting and time.monotonic() < deadline:
+            for user in sorted(waiting):
+                model = self.api("GET", f"/hub/api/users/{user}")
+                server = (model.get("servers") or {}).get("")
+                if server and server.get("ready"):
+                    waiting.discard(user)
             time.sleep(0.5)
-        raise RuntimeError(f"{user}'s server did not become ready:\n{self.log()[-3000:]}")
+        if waiting:
+            raise RuntimeError(f"servers not ready: {sorted(waiting)}:\n{self.log()[-3000:]}")
 
     def stop_server(self, user: str) -> None:
         with contextlib.suppress(urllib.error.HTTPError, OSError):

@@ -60,7 +60,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory, llm_server: ScriptedLLM) -> It
     try:
         for user in USERS:
             (h.home(user) / "sales.csv").write_text(_csv(user, 3 if user == "alice" else 4))
-            h.start_server(user)
+        h.start_servers(list(USERS))
         yield h
     finally:
         h.stop()
