@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -99,6 +101,17 @@ def test_filter_in_a_plain_process() -> None:
         timeout=60,
     )
     assert json.loads(bare.stdout)["AF_INET"] == "ok"
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x32 is an x86_64 ABI")
+def test_a_foreign_syscall_abi_is_killed() -> None:
+    """socket() through the x32 ABI (syscall number | 0x40000000) must not slip past the rule."""
+    script = (
+        "import ctypes\nfrom dataask_sandbox import netdeny\nassert netdeny.apply()\n"
+        "ctypes.CDLL(None).syscall(0x40000000 | 41, 2, 1, 0)\nprint('survived')"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == -signal.SIGSYS and "survived" not in r.stdout, (r.returncode, r.stdout)
 
 
 def test_entrypoint_refuses_sidecar_without_filter(tmp_path: Any) -> None:

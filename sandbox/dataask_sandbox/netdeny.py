@@ -3,7 +3,7 @@
 A seccomp filter (libseccomp through ``pyseccomp``; loaded unprivileged, libseccomp sets
 no-new-privs first) makes ``socket()`` fail with EACCES for every address family but AF_UNIX and
 makes the io_uring calls fail with ENOSYS (io_uring operations are not seen by seccomp, so the
-ring itself must not exist). Calls through a foreign syscall ABI (i386 ``int 0x80`` on x86_64)
+ring itself must not exist). Calls through a foreign syscall ABI (x32 or i386 on x86_64)
 kill the caller. The filter is inherited by every process the server forks and cannot be removed.
 
 This matters most for a sidecar (Kubernetes), which shares the user pod's network namespace; in
