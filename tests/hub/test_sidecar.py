@@ -20,10 +20,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import dataask
 from dataask_jupyter.backends.sidecar import SidecarBackend, unavailable_reason
 from dataask_jupyter.config import Ask
 from dataask_jupyter.errors import SandboxError
 from dataask_jupyter.sandbox import Sandbox
+from tests.scripted_llm import ScriptedLLM
 
 
 @pytest.fixture
@@ -95,3 +97,39 @@ def test_missing_shared_directory_is_named(tmp_path: Path) -> None:
     assert reason is not None and "no sandbox sidecar" in reason
     with pytest.raises(SandboxError, match="does not exist"):
         SidecarBackend(tmp_path / "nope").start(tmp_path / "nope" / "k1")
+
+
+_SELECTABLE = "sidecar" in (Ask.class_traits()["sandbox"].values or ())
+
+
+@pytest.mark.skipif(not _SELECTABLE, reason="Ask.sandbox has no 'sidecar' choice yet")
+def test_session_selects_the_sidecar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, llm: ScriptedLLM
+) -> None:
+    """``DATAASK_SANDBOX=sidecar`` + ``DATAASK_SANDBOX_SOCKET_DIR``: the socket lands in the
+    shared directory by itself (no tempdir redirection) and a question is answered there."""
+    root = Path(tempfile.mkdtemp(prefix="dataask-sc-"))
+    root.chmod(0o777)
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-m", "dataask_sandbox", "--sidecar", str(root)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MPLCONFIGDIR": str(tmp_path)},
+        start_new_session=True,
+    )
+    monkeypatch.setenv("DATAASK_SANDBOX", "sidecar")
+    monkeypatch.setenv("DATAASK_SANDBOX_SOCKET_DIR", str(root))
+    s = dataask.Session(llm_base_url=llm.url, llm_api_key="k", llm_model="scripted")
+    try:
+        s.load(pd.DataFrame({"revenue": [1, 2, 3]}), name="sales")
+        llm.on("total revenue", "result = int(df['revenue'].sum())")
+        assert s.ask("What is the total revenue?").value == 6
+        info = s.sandbox_info()
+        assert info["backend"] == "sidecar"
+        assert [p.parent for p in root.glob("*/sandbox.sock")] == [s.sandbox._dir]
+    finally:
+        s.close()
+        os.killpg(proc.pid, 9)
+        proc.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
