@@ -10,6 +10,7 @@ import contextlib
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -273,7 +274,9 @@ class Sandbox:
             with contextlib.suppress(SandboxError, TimeoutError):
                 self._request({"type": "reset"})
 
-    def run(self, code: str, dataset: str | None) -> RunOutcome:
+    def run(
+        self, code: str, dataset: str | None, *, cancel: threading.Event | None = None
+    ) -> RunOutcome:
         """Run ``code`` with ``df`` = dataset; a sandbox that dies or hangs is replaced."""
         self.ensure_started()
         timeout = self.settings.exec_timeout
