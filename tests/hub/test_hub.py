@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,13 +86,20 @@ def _run(k: KernelClient, code: str) -> str:
     return r.stdout
 
 
-def _sandbox_info(k: KernelClient) -> dict[str, str]:
-    text = _run(k, "%ask sandbox")
-    info = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            info[key.strip()] = value.strip()
+def _sandbox_info(k: KernelClient) -> dict[str, Any]:
+    """``%ask sandbox`` read back: ``key: value`` lines; a list as ``- item`` lines below."""
+    info: dict[str, Any] = {}
+    key = ""
+    for line in _run(k, "%ask sandbox").splitlines():
+        item = re.match(r"^\s+- (.*)$", line)
+        if item and key:
+            info.setdefault(key, []).append(item.group(1))
+            continue
+        m = re.match(r"^\s*(\w+):\s?(.*)$", line)
+        if m:
+            key, value = m.groups()
+            if value:
+                info[key] = json.loads(value) if value[:1] in "[{" else value
     return info
 
 
@@ -115,7 +123,9 @@ def test_each_user_has_their_own_sandbox(kernels: dict[str, KernelClient]) -> No
     infos = {u: _sandbox_info(k) for u, k in kernels.items()}
     for info in infos.values():
         assert info["backend"] == BACKEND, info
-        assert info["datasets"] == '["sales", "up"]', info
+        assert info["datasets"] == ["sales", "up"], info
+        if "layers" in info:  # the sandbox's own report of what is in force
+            assert info["layers"][0].startswith("network self-denial: socket() only"), info
     ids = {info["id"] for info in infos.values()}
     assert len(ids) == len(USERS), infos
     if BACKEND == "docker":
