@@ -9,6 +9,9 @@
    bytes and time of a page flip and of a sort.
 3. Export time per format for the same answer: CSV, JSON, XLSX, PNG (table image), and a chart
    PNG; with file sizes.
+4. PNG export of a chart, side by side: a browser started per image (``plotly.io.to_image``, what
+   the exporter did before) against the kernel's kept browser (cold: the first PNG starts it;
+   warm: every later one). ``--png-only`` runs just this part.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ sys.path.insert(0, str(ROOT))
 import comm  # noqa: E402
 from comm.base_comm import BaseComm  # noqa: E402
 
-from dataask_jupyter import render  # noqa: E402
-from dataask_jupyter.export import export_value  # noqa: E402
+from dataask_jupyter.export import close_png_renderer, export_value  # noqa: E402
 from dataask_jupyter.session import Answer, Attempt  # noqa: E402
+from dataask_jupyter.values import human_size as human  # noqa: E402
+from dataask_jupyter.values import is_figure  # noqa: E402
 
 
 class Wire:
@@ -93,12 +97,36 @@ def timed(fn: Any) -> tuple[float, Any]:
     return time.perf_counter() - t, out
 
 
-def human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+def png_cold_warm(repeat: int) -> None:
+    """Part 4: chart PNG with a browser per image vs the kept browser, cold and warm."""
+    import plotly.express as px
+    import plotly.io as pio
+
+    months = pd.period_range("2023-01", periods=24, freq="M").to_timestamp()
+    revenue = pd.Series(np.random.default_rng(1).random(24) * 1000, index=months, name="revenue")
+    figs = [px.line(revenue, title=f"Revenue per month {i}") for i in range(repeat + 1)]
+    out = Path(tempfile.mkdtemp(prefix="dataask-bench-png-"))
+    print("\n4. PNG export of a chart (1000 x 600)")
+    per_image = [
+        timed(lambda f=f: pio.to_image(f, format="png", width=1000, height=600))[0]
+        for f in figs[:2]
+    ]
+    close_png_renderer()
+    cold, _ = timed(lambda: export_value(figs[0], out / "cold.png"))
+    warm = [
+        timed(lambda f=f, i=i: export_value(f, out / f"warm-{i}.png"))[0]
+        for i, f in enumerate(figs[1:])
+    ]
+    close_png_renderer()
+    best_warm = min(warm)
+    mid_warm = sorted(warm)[len(warm) // 2]
+    print(f"   browser per image (before):  {per_image[0]:6.2f} s, {per_image[1]:6.2f} s")
+    print(f"   kept browser, cold:          {cold:6.2f} s  (starts Chromium)")
+    print(
+        f"   kept browser, warm:          {mid_warm:6.2f} s median of {len(warm)}, "
+        f"best {best_warm:.2f} s"
+    )
+    print(f"   warm vs per image:           {min(per_image) / mid_warm:6.1f}x faster")
 
 
 def main() -> None:
@@ -107,7 +135,12 @@ def main() -> None:
     p.add_argument("--xlsx-rows", type=int, default=None, help="default: --rows")
     p.add_argument("--no-png", action="store_true", help="skip the PNG exports (need Chromium)")
     p.add_argument("--out", type=Path, default=None, help="where to write the exports")
+    p.add_argument("--png-only", action="store_true", help="only part 4 (chart PNG, cold/warm)")
+    p.add_argument("--repeat", type=int, default=3, help="warm PNG exports to time (part 4)")
     args = p.parse_args()
+    if args.png_only:
+        png_cold_warm(args.repeat)
+        return
     comm.create_comm = RecordingComm  # type: ignore[assignment]
 
     a = answer_of(args.rows)
@@ -177,7 +210,7 @@ def main() -> None:
         size = path.stat().st_size
         print(f"   {fmt:<5} {what:<28} {seconds:7.2f} s  {human(size):>10}")
     print(f"   (files in {out_dir})")
-    if render.is_figure(jobs[-1][1]):
+    if is_figure(jobs[-1][1]):
         from dataask_jupyter.widgets import AnswerView as View
 
         fig_answer = Answer(question="plot", dataset="orders", number=2)
@@ -187,6 +220,8 @@ def main() -> None:
         print(
             f"\n   for comparison, a chart answer (plotly FigureWidget) sends {human(WIRE.take())}"
         )
+    if not args.no_png:
+        png_cold_warm(args.repeat)
 
 
 if __name__ == "__main__":

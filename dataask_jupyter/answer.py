@@ -28,6 +28,9 @@ class Dataset:
     delimiter: str | None = None
     engine: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # reader overrides: header_row, range
+    hidden_sheets: dict[str, str] = field(default_factory=dict)  # name -> "hidden"/"very hidden"
+    range: str | None = None  # where the reader found the table, Excel style ("B4:F20")
+    header_row: int | None = None  # the 1-based row that gave the column names, when known
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -87,6 +90,8 @@ class Answer:
     llm_seconds: float = 0.0  # time spent waiting for the LLM, all tries
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
+    # a turn restored from the store without its value (too large to keep): its summary then
+    stored_summary: str | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -99,7 +104,11 @@ class Answer:
     @property
     def summary(self) -> str:
         """The value (or error) in one line."""
-        return results.summarize(self.value) if self.ok else f"error: {self.error}"
+        if not self.ok:
+            return f"error: {self.error}"
+        if self.value is None and self.stored_summary is not None:
+            return self.stored_summary
+        return results.summarize(self.value)
 
     def export(self, path: str | os.PathLike[str], **options: Any) -> Path:
         """Write the value to ``path``; the format comes from the suffix (csv, json, xlsx, png)."""

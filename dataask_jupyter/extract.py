@@ -2,7 +2,9 @@
 
 The sandbox is the security boundary. These checks catch mistakes early (reading files that are
 already loaded, a missing ``result``) and refuse obviously hostile code before it travels. They
-look at the syntax tree of the code only, never at words in the question or column names.
+look at the syntax tree of the code only, never at words in the question or column names, and
+refuse file and process access, not names that look like it: ``df.to_csv("x.csv")`` writes a
+file and is refused, ``fig.to_json()`` returns text and passes.
 """
 
 from __future__ import annotations
@@ -73,10 +75,59 @@ _BANNED_CALLS = {
     "vars",
     "memoryview",
 }
-_READ_CALLS = re.compile(
-    r"^(read_|to_(csv|excel|parquet|json|pickle|feather|hdf|sql|html|xml|"
-    r"latex|markdown|clipboard|stata|orc))"
+# File and process access by name. Which call is which is decided on the syntax tree, so that
+# harmless look-alikes pass: ``fig.to_json()`` and ``df.to_csv()`` return text, while
+# ``df.to_csv("x.csv")`` writes a file.
+_READERS = re.compile(
+    r"^read_(csv|table|fwf|excel|json|html|xml|parquet|orc|feather|pickle|hdf|sql\w*|stata|sas|"
+    r"spss|clipboard|gbq)$"
 )
+#: write to the path or buffer given as the first argument; return the text without one
+_WRITE_IF_PATH = {
+    "to_csv",
+    "to_json",
+    "to_html",
+    "to_xml",
+    "to_latex",
+    "to_markdown",
+    "to_string",
+    "to_parquet",
+    "to_orc",
+}
+_PATH_KEYWORDS = {"path_or_buf", "path_or_buffer", "path", "buf", "excel_writer", "file", "fname"}
+#: always a file, a database, the clipboard or a browser process, whatever the arguments
+_ALWAYS_IO = {
+    "to_excel": "writes a file",
+    "to_feather": "writes a file",
+    "to_hdf": "writes a file",
+    "to_pickle": "writes a file",
+    "to_stata": "writes a file",
+    "to_sql": "writes to a database",
+    "to_gbq": "writes to a database",
+    "to_clipboard": "uses the clipboard (another process)",
+    "write_image": "writes a file",
+    "write_html": "writes a file",
+    "write_json": "writes a file",
+    "to_image": "starts a browser process",
+    "savefig": "writes a file",
+    "tofile": "writes a file",
+    "ExcelWriter": "writes a file",
+    "ExcelFile": "reads a file",
+    "HDFStore": "opens a file",
+}
+#: numpy's file functions (``np.save``...), refused when called on numpy itself
+_NUMPY_IO = {
+    "save",
+    "savez",
+    "savez_compressed",
+    "savetxt",
+    "load",
+    "loadtxt",
+    "genfromtxt",
+    "fromfile",
+    "fromregex",
+    "memmap",
+}
 _SAFE_DUNDERS = {"__name__", "__doc__", "__len__", "__class__"}
 
 
@@ -212,12 +263,72 @@ def _forbidden_attribute(attr: str) -> bool:
     return (attr.startswith("__") and attr not in _SAFE_DUNDERS) or attr in _FORBIDDEN_ATTRS
 
 
+def _module_aliases(tree: ast.AST) -> dict[str, str]:
+    """Local name -> module for the code's imports, plus the names the sandbox provides."""
+    aliases = {"np": "numpy", "pd": "pandas", "px": "plotly.express", "go": "plotly.graph_objects"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    aliases[a.asname] = a.name
+                else:
+                    top = a.name.split(".")[0]
+                    aliases[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    return aliases
+
+
+def _receiver(f: ast.Attribute, aliases: dict[str, str]) -> str:
+    """The dotted module a method is called on (``np.save`` -> "numpy"), or "" for a value."""
+    parts: list[str] = []
+    node: ast.expr = f.value
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or node.id not in aliases:
+        return ""
+    return ".".join([aliases[node.id], *reversed(parts)])
+
+
+def _gives_path(call: ast.Call) -> bool:
+    """Whether a ``to_csv``-like call is given somewhere to write (a non-None first argument
+    or path keyword); without one it returns the text."""
+
+    def given(v: ast.expr) -> bool:
+        return not (isinstance(v, ast.Constant) and v.value is None)
+
+    if call.args and given(call.args[0]):
+        return True
+    return any(k.arg in _PATH_KEYWORDS and given(k.value) for k in call.keywords)
+
+
+def _io_problem(call: ast.Call, aliases: dict[str, str]) -> str | None:
+    """Why ``call`` reaches files or processes, or None for an ordinary call."""
+    f = call.func
+    name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+    module = _receiver(f, aliases) if isinstance(f, ast.Attribute) else ""
+    if isinstance(f, ast.Name) and f.id in aliases and "." in aliases[f.id]:
+        module, name = aliases[f.id].rsplit(".", 1)  # from numpy import save
+    if _READERS.match(name):
+        return f"{name}() reads a file"
+    if name in _ALWAYS_IO:
+        return f"{name}() {_ALWAYS_IO[name]}"
+    if module.split(".")[0] == "numpy" and name in _NUMPY_IO:
+        return f"np.{name}() reads or writes a file"
+    if name in _WRITE_IF_PATH and module != "plotly.io" and _gives_path(call):
+        return f"{name}() with a path writes a file (without one it returns the text)"
+    return None
+
+
 def check_code(code: str) -> list[str]:
     """Problems that stop the code before it runs (each a short sentence for the LLM to fix)."""
     try:
         tree = ast.parse(code)
     except SyntaxError as exc:
         return [f"SyntaxError: {exc.msg} (line {exc.lineno})"]
+    aliases = _module_aliases(tree)
     problems: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -246,10 +357,10 @@ def check_code(code: str) -> list[str]:
                         f"line {node.lineno}: {f.id}() with a computed or private "
                         "attribute name is not allowed"
                     )
-            elif isinstance(f, ast.Attribute) and _READ_CALLS.match(f.attr):
+            elif (why := _io_problem(node, aliases)) is not None:
                 problems.append(
-                    f"line {node.lineno}: {f.attr}() reads or writes files; the data is already "
-                    "loaded as `df` (and `dfs`), and the answer goes in `result`"
+                    f"line {node.lineno}: {why}; the data is already loaded as `df` (and "
+                    "`dfs`), and the answer goes in `result` (tables, numbers, figures as objects)"
                 )
         elif isinstance(node, ast.Attribute) and _forbidden_attribute(node.attr):
             problems.append(f"line {node.lineno}: access to {node.attr!r} is not allowed")

@@ -23,6 +23,7 @@ from dataask_jupyter.progress import ProgressView
 if TYPE_CHECKING:
     from dataask_jupyter.config import Ask
     from dataask_jupyter.session import Answer, Session
+    from dataask_jupyter.store import ConversationStore
 
 
 # --- the subcommands' arguments (one parser each) ---------------------------------------------
@@ -134,8 +135,22 @@ class AskMagics(Magics):
         if self._session is None:
             from dataask_jupyter.session import Session
 
-            self._session = Session(self.settings, notify=_notify)
+            self._session = Session(self.settings, notify=_notify, store=self._store())
         return self._session
+
+    def _store(self) -> ConversationStore | None:
+        """Where this notebook's conversation is kept (``Ask.persist``), or None."""
+        if not self.settings.persist:
+            return None
+        from dataask_jupyter.notebook_key import notebook_key
+        from dataask_jupyter.store import ConversationStore
+
+        try:
+            user_ns = self.shell.user_ns if self.shell is not None else None
+            return ConversationStore(None, notebook_key(user_ns), notify=_notify)
+        except DataaskError as exc:
+            _notify(f"dataask: this conversation will not be kept after a restart ({exc})")
+            return None
 
     @line_cell_magic
     def ask(self, line: str, cell: str | None = None) -> Any:
@@ -172,7 +187,10 @@ class AskMagics(Magics):
     def _question(self, options: str, question: str) -> None:
         from dataask_jupyter.render import display_answer
 
-        args = parse_argstring(_ask_args, options)
+        try:
+            args = parse_argstring(_ask_args, options)
+        except ValueError as exc:  # an unclosed quote
+            raise UsageError(f"%ask options {options!r}: {exc}") from None
         if not question:
             raise UsageError(
                 "write a question: %ask QUESTION, or %%ask with the question in the cell"
@@ -235,11 +253,14 @@ class AskMagics(Magics):
 
     def _cmd_datasets(self, args: Any) -> None:
         s = self.session
-        if not s.datasets:
+        if not s.datasets and not s.pending:
             print("No datasets loaded. Use %ask load PATH.")
         for name, ds in s.datasets.items():
             mark = "*" if name == s.active else " "
             print(f"{mark} {ds.summary()}")
+        for name, rec in s.pending.items():
+            mark = "*" if name == s.active else " "
+            print(f"{mark} {name}: from {rec.source} (read again at the next question)")
 
     def _cmd_history(self, args: Any) -> None:
         history: list[Answer] = self.session.history

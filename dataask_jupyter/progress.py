@@ -140,6 +140,6 @@ class ProgressView:
         )
         rich = (
             '<div class="dataask-progress" style="font-size:90%">'
-            f'<span style="opacity:0.7">&#x23f3; {html.escape(stage)}</span>{pre}</div>'
+            f'<span style="opacity:0.7">dataask: {html.escape(stage)}&hellip;</span>{pre}</div>'
         )
         return {"text/plain": plain, "text/html": rich}

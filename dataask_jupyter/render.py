@@ -3,15 +3,14 @@
 ``display_answer`` is what the magics call. With a kernel and ``ipywidgets`` + ``anywidget``
 installed it shows the widget view (``dataask_jupyter.widgets.AnswerView``); every bundle also
 carries ``text/plain`` (headless runs, nbval) and ``text/html`` (nbconvert, saved notebooks).
-Everything user- or LLM-controlled is HTML-escaped. Cell formatting and the automatic chart of a
-Series live here so the widgets, the exporter and the fallbacks agree.
+Everything user- or LLM-controlled is HTML-escaped. Cell formatting comes from
+``dataask_jupyter.values`` (shared with the exporter); the automatic chart of a Series lives here.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import html
-import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +18,20 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from dataask_jupyter.results import summarize
+from dataask_jupyter.values import (
+    MAX_CELL_CHARS,
+    format_cell,
+    format_number,
+    is_figure,
+    is_null,
+)
+
 if TYPE_CHECKING:
     from dataask_jupyter.session import Answer
 
 __all__ = [
+    "MAX_CELL_CHARS",
     "answer_mimebundle",
     "answer_text",
     "auto_chart",
@@ -37,8 +46,6 @@ __all__ = [
 
 #: ``None``: widgets when a kernel and the widget packages are there; ``True``/``False`` forces.
 use_widgets: bool | None = None
-#: Longest text shown in one table cell (the full value stays in the data and the exports).
-MAX_CELL_CHARS = 300
 #: Series/tables up to this many rows get an automatic chart.
 MAX_CHART_ROWS = 5_000
 
@@ -46,71 +53,6 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 
 # --- values as text ---------------------------------------------------------------------------
-def is_figure(value: Any) -> bool:
-    """A plotly figure (what the sandbox's chart specs decode to)."""
-    return type(value).__module__.startswith("plotly") and hasattr(value, "to_plotly_json")
-
-
-def _is_null(v: Any) -> bool:
-    if v is None or v is pd.NaT or v is pd.NA:
-        return True
-    if isinstance(v, float):
-        return math.isnan(v)
-    if isinstance(v, np.floating):
-        return bool(np.isnan(v))
-    return False
-
-
-def _fmt_float(f: float) -> str:
-    if math.isinf(f):
-        return "inf" if f > 0 else "-inf"
-    if f == 0 or 1e-4 <= abs(f) < 1e15:
-        return np.format_float_positional(f, precision=6, trim="-")
-    return f"{f:.6g}"
-
-
-def format_cell(v: Any, date_only: bool = False) -> str | None:
-    """One cell as display text (``None`` for a missing value); long text is cut."""
-    if _is_null(v):
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, numbers.Integral):
-        return str(int(v))
-    if isinstance(v, numbers.Real):
-        return _fmt_float(float(v))
-    if isinstance(v, pd.Timestamp):
-        return v.strftime("%Y-%m-%d") if date_only else str(v)
-    if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
-        return v.isoformat(sep=" ") if isinstance(v, _dt.datetime) else v.isoformat()
-    text = v if isinstance(v, str) else str(v)
-    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
-
-
-def is_date_only(s: pd.Series) -> bool:
-    """True for a datetime column whose values all fall on midnight (shown as dates)."""
-    if not ptypes.is_datetime64_any_dtype(s.dtype):
-        return False
-    v = s.dropna()
-    return bool((v == v.dt.normalize()).all())
-
-
-def format_number(v: Any) -> str:
-    """A number for a headline: thousands separators, sensible decimals."""
-    if isinstance(v, (bool, np.bool_)):
-        return "Yes" if v else "No"
-    if isinstance(v, numbers.Integral):
-        return f"{int(v):,}"
-    f = float(v)
-    if math.isnan(f) or math.isinf(f):
-        return str(f)
-    if f.is_integer() and abs(f) < 1e15:
-        return f"{f:,.0f}"
-    if abs(f) >= 1000:
-        return f"{f:,.2f}"
-    return f"{f:.6g}"
-
-
 def _noun(value: Any) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "a yes/no answer"
@@ -133,7 +75,7 @@ def headline(value: Any, max_items: int = 12) -> tuple[str, str]:
         more = len(value) - len(items)
         text = ", ".join(items) + (f", … (+{more:,} more)" if more > 0 else "")
         return text or "(empty list)", _noun(value)
-    if _is_null(value):
+    if is_null(value):
         return "no value (null)", "a missing value"
     if isinstance(value, (numbers.Number, np.bool_)):
         return format_number(value), _noun(value)
@@ -154,8 +96,6 @@ def value_text(value: Any, max_rows: int = 20) -> str:
         ):
             return str(value)
     if is_figure(value):
-        from dataask_jupyter.results import summarize
-
         return summarize(value)
     return repr(value) if not isinstance(value, str) else value
 

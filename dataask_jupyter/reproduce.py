@@ -34,7 +34,7 @@ __all__ = ["to_notebook", "to_script", "write_conversation"]
 
 CHECK_MAX_BYTES = 64 << 20  # files up to this size are re-read at export to check the load code
 _WORKBOOKS = ("xlsx", "xls", "xlsb", "xlsm", "ods")
-_RANGE = re.compile(r"^\s*([A-Za-z]{1,3})(\d+)\s*:\s*([A-Za-z]{1,3})(\d+)\s*$")
+_RANGE = re.compile(r"^\s*([A-Za-z]{1,3})(\d*)(?:\s*:\s*([A-Za-z]{1,3})(\d*))?\s*$")
 
 
 @dataclass
@@ -55,22 +55,25 @@ def _call(func: str, args: list[str], kwargs: dict[str, Any]) -> str:
 
 
 def _csv_kwargs(rec: DatasetRecord) -> dict[str, Any]:
-    """``pd.read_csv`` arguments matching the reader's decisions for this CSV."""
+    """``pd.read_csv`` arguments matching the reader's decisions for this CSV: it plans the read
+    again (encoding, separator, title lines or the given header row, decimal comma)."""
     kwargs: dict[str, Any] = {}
     plan = None
     if rec.source and os.path.isfile(rec.source):
         try:
-            from dataask_jupyter import readers
+            from dataask_jupyter.readers.common import SAMPLE_BYTES
+            from dataask_jupyter.readers.csvfile import _plan_csv
 
             with open(rec.source, "rb") as f:
-                head = f.read(readers.SAMPLE_BYTES)
-            plan = readers._plan_csv(rec.source, head, os.path.getsize(rec.source))
-        except Exception:
+                head = f.read(SAMPLE_BYTES)
+            skip = rec.header_row - 1 if rec.header_row else None
+            plan, _title = _plan_csv(rec.source, head, os.path.getsize(rec.source), skip)
+        except Exception:  # the check at export says when the plain read differs
             plan = None
-    sep = rec.delimiter or (plan.delimiter if plan else None)
+    sep = plan.delimiter if plan else rec.delimiter
     if sep and sep != ",":
         kwargs["sep"] = sep
-    encoding = rec.encoding or (plan.encoding if plan else None)
+    encoding = plan.encoding if plan else rec.encoding
     if encoding and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
         kwargs["encoding"] = encoding
     if plan is not None:
@@ -80,23 +83,39 @@ def _csv_kwargs(rec: DatasetRecord) -> dict[str, Any]:
             kwargs["decimal"] = plan.decimal
         if plan.thousands:
             kwargs["thousands"] = plan.thousands
-    if rec.header_row is not None:
-        kwargs["header"] = max(0, rec.header_row - 1) + kwargs.pop("skiprows", 0)
+    elif rec.header_row is not None:
+        kwargs["skiprows"] = rec.header_row - 1
     return kwargs
 
 
+def _cell_range(text: str | None) -> tuple[str, int | None, str, int | None] | None:
+    """("A", 5, "E", 9) for "A5:E9" (also "$A$5:$E$9", "A:E", "B3", "Sheet 2!A5:E9")."""
+    if not text:
+        return None
+    m = _RANGE.match(text.rsplit("!", 1)[-1].replace("$", ""))
+    if not m:
+        return None
+    c1, r1, c2, r2 = m.groups()
+    c2, r2 = (c2, r2) if c2 else (c1, r1)
+    return c1.upper(), int(r1) if r1 else None, c2.upper(), int(r2) if r2 else None
+
+
 def _excel_kwargs(rec: DatasetRecord) -> dict[str, Any]:
+    """``pd.read_excel`` arguments for the table the reader read: the range given or found,
+    and the header row given or found (1-based rows, as Excel numbers them)."""
     kwargs: dict[str, Any] = {"sheet_name": rec.sheet if rec.sheet is not None else 0}
     if rec.engine in ("calamine", "openpyxl", "xlrd", "odf", "pyxlsb"):
         kwargs["engine"] = rec.engine
-    m = _RANGE.match(rec.range or "")
-    if m:
-        first_col, first_row, last_col, last_row = m.groups()
-        kwargs["usecols"] = f"{first_col.upper()}:{last_col.upper()}"
-        kwargs["skiprows"] = int(first_row) - 1
-        kwargs["nrows"] = max(0, int(last_row) - int(first_row))
-    elif rec.header_row is not None:  # 1-based spreadsheet row number
-        kwargs["header"] = max(0, rec.header_row - 1)
+    cells = _cell_range(rec.range) or _cell_range(rec.table_range)
+    header = rec.header_row or rec.table_header_row
+    if cells is not None:
+        c1, r1, c2, _ = cells
+        kwargs["usecols"] = f"{c1}:{c2}"
+        header = header or r1
+    if header is not None and header > 1:
+        kwargs["skiprows"] = header - 1
+    if cells is not None and cells[3] is not None:
+        kwargs["nrows"] = max(0, cells[3] - (header or 1))
     return kwargs
 
 

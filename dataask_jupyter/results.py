@@ -1,16 +1,23 @@
-"""Result normalisation, kernel side: decode what the sandbox sent, never unpickling."""
+"""Result normalisation, kernel side: decode what the sandbox sent, never unpickling.
+
+The encoding and decoding live in one codec shared with the sandbox (``dataask_sandbox.codec``);
+this module turns its errors into ``SandboxError`` and wraps PNG bytes as ``PngImage``.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from dataask_jupyter.errors import SandboxError
+from dataask_jupyter.values import is_figure
+from dataask_sandbox import codec
+from dataask_sandbox.codec import frame_to_ipc
+
+__all__ = ["PngImage", "decode", "encode_prev", "frame_from_ipc", "frame_to_ipc", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -26,77 +33,21 @@ class PngImage:
         return f"<PNG image, {len(self.data):,} bytes>"
 
 
-def _check_schema(schema: pa.Schema) -> None:
-    def walk(t: pa.DataType) -> None:
-        if isinstance(t, pa.ExtensionType):
-            raise SandboxError(f"refused a result column of extension type {t!r}")
-        for i in range(t.num_fields):
-            walk(t.field(i).type)
-
-    for f in schema:
-        walk(f.type)
-
-
 def frame_from_ipc(payload: bytes) -> pd.DataFrame:
     """Decode an Arrow IPC stream into a DataFrame (extension types refused)."""
-    reader = pa.ipc.open_stream(payload)
-    _check_schema(reader.schema)
-    return reader.read_all().to_pandas()
-
-
-def frame_to_ipc(frame: pd.DataFrame) -> bytes:
-    """Encode a DataFrame as an Arrow IPC stream (index kept when it carries information)."""
-    table = pa.Table.from_pandas(frame, preserve_index=None)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _untag(obj: Any) -> Any:
-    if isinstance(obj, list):
-        return [_untag(v) for v in obj]
-    if isinstance(obj, dict):
-        if len(obj) == 1:
-            ((k, v),) = obj.items()
-            if k == "$datetime":
-                return pd.Timestamp(v)
-            if k == "$date":
-                return dt.date.fromisoformat(v)
-            if k == "$timedelta":
-                return pd.Timedelta(v)
-            if k == "$float":
-                return float(v)
-            if k == "$repr":
-                return str(v)
-        return {k: _untag(v) for k, v in obj.items()}
-    return obj
+    try:
+        return codec.frame_from_ipc(payload)
+    except codec.CodecError as exc:
+        raise SandboxError(str(exc)) from None
 
 
 def decode(header: dict[str, Any], payload: bytes) -> Any:
-    """Turn a ``result`` message into the value the user sees."""
-    kind = header.get("kind")
-    if kind == "table":
-        return frame_from_ipc(payload)
-    if kind == "series":
-        frame = frame_from_ipc(payload)
-        return frame.iloc[:, 0].rename(header.get("name"))
-    if kind == "json":
-        value = _untag(json.loads(payload))
-        if header.get("pytype") == "tuple" and isinstance(value, list):
-            return tuple(value)
-        return value
-    if kind == "figure":
-        import plotly.io as pio
-
-        return pio.from_json(payload.decode(), output_type="Figure", skip_invalid=True)
-    if kind == "image":
-        if not payload.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise SandboxError("the sandbox sent an image that is not a PNG")
-        return PngImage(payload)
-    if kind == "none":
-        return None
-    raise SandboxError(f"the sandbox sent a result of unknown kind {kind!r}")
+    """Turn a ``result`` message into the value the user sees (through the shared codec)."""
+    try:
+        value = codec.decode(header, payload)
+    except codec.CodecError as exc:
+        raise SandboxError(str(exc)) from None
+    return PngImage(value) if header.get("kind") == "image" else value
 
 
 def encode_prev(value: Any) -> tuple[dict[str, Any], bytes] | None:
@@ -125,7 +76,7 @@ def summarize(value: Any, limit: int = 300) -> str:
             f"Series {json.dumps(str(value.name))} of {len(value):,} values "
             f"(dtype {value.dtype}), first: {value.head(3).to_dict()}"
         )
-    elif type(value).__module__.startswith("plotly"):
+    elif is_figure(value):
         traces = [getattr(t, "type", "?") for t in getattr(value, "data", [])]
         title = getattr(getattr(getattr(value, "layout", None), "title", None), "text", None)
         text = f"plotly figure ({', '.join(traces) or 'no traces'}){f': {title}' if title else ''}"

@@ -41,6 +41,7 @@ from dataask_jupyter.store import ConversationStore, DatasetRecord, TurnRecord
 __all__ = ["Answer", "Attempt", "Dataset", "Session"]
 
 CANCELLED = "cancelled"
+_RESTORED_VALUES = 20  # turns whose values come back after a restart (the rest: summaries)
 
 
 def _stderr(msg: str) -> None:
@@ -79,8 +80,9 @@ class Session:
 
     ``Session(exec_timeout=30, llm_model="...")`` overrides any ``Ask`` setting; pass ``config``
     to share a live ``Ask`` instance (the magics do, so ``%config Ask.x`` takes effect). ``llm``
-    and ``runner`` replace the LLM client and the sandbox (tests pass fakes, the way httpx takes a
-    transport).
+    (an object with ``complete``) and ``runner`` replace the LLM client and the sandbox (tests pass
+    fakes, the way httpx takes a transport); ``llm="local"`` is the ``Ask.llm`` setting.
+    ``store`` keeps the conversation across restarts (the magics pass one).
     """
 
     def __init__(
@@ -88,11 +90,13 @@ class Session:
         config: Ask | None = None,
         *,
         notify: Callable[[str], None] | None = None,
-        llm: LLM | None = None,
+        llm: LLM | str | None = None,
         runner: Runner | None = None,
         store: ConversationStore | None = None,
         **overrides: Any,
     ) -> None:
+        if isinstance(llm, str):  # the Ask.llm setting ("local"), not a client
+            overrides["llm"], llm = llm, None
         self.settings = config if config is not None else Ask()
         for k, v in overrides.items():
             if not self.settings.has_trait(k):
@@ -129,14 +133,13 @@ class Session:
     def _restore(self, store: ConversationStore) -> None:
         """Bring back the stored conversation; datasets are reloaded from their files lazily."""
         try:
-            turns = store.turns()
+            # the values of the last few turns are decoded; older ones keep their summaries
+            turns = store.turns(limit=max(1, self.settings.max_history), values=_RESTORED_VALUES)
             records = store.datasets()
         except DataaskError as exc:
             self.notify(f"dataask: the stored conversation could not be read ({exc})")
             return
-        self.history = [Answer(**t.answer_fields()) for t in turns][
-            -max(1, self.settings.max_history) :
-        ]
+        self.history = [Answer(**t.answer_fields()) for t in turns]
         self._turns = max((t.number for t in turns), default=0)
         self.pending = {r.name: r for r in records}
         self.active = next((r.name for r in records if r.active), None) or (
@@ -181,6 +184,8 @@ class Session:
                 self._forget_dataset(name)
                 continue
             ds.notes.insert(0, changed or f"reloaded from {rec.source} after a kernel restart")
+            if changed:
+                self.notify(f'dataask: dataset "{name}": {changed}')
         self.active = active if active in self.datasets else next(reversed(self.datasets), None)
         if self.active is not None:
             self._save_dataset(self.datasets[self.active])
@@ -244,7 +249,8 @@ class Session:
             sheet=sheet,
             max_bytes=self.settings.max_file_bytes,
             max_uncompressed_bytes=self.settings.max_uncompressed_bytes,
-            **options,
+            header_row=header_row,
+            range=range,
         )
         if isinstance(source, pd.DataFrame):
             label, default = "a DataFrame", "df"
@@ -262,6 +268,9 @@ class Session:
             delimiter=res.delimiter,
             engine=res.engine,
             options=options,
+            hidden_sheets=dict(res.hidden_sheets),
+            range=res.range,
+            header_row=res.header_row,
         )
         with self._lock:
             self.sandbox.load(ds.name, ds.frame)
@@ -525,8 +534,12 @@ class Session:
         return self.sandbox.info()
 
     def close(self) -> None:
-        """Stop the sandbox; the session can be used again (it restarts lazily)."""
+        """Stop the sandbox (and the PNG renderer); the session can be used again (both start
+        lazily)."""
         _close_runner(self.sandbox)
+        if "dataask_jupyter.export" in sys.modules:  # a renderer runs only if PNGs were made
+            with contextlib.suppress(Exception):
+                sys.modules["dataask_jupyter.export"].close_png_renderer()
         if self.store is not None:
             with contextlib.suppress(Exception):
                 self.store.close()

@@ -51,6 +51,8 @@ JSON_MAX_BYTES = 1 << 20
 BLOB_MAX_BYTES = 5 << 20  # plotly JSON, PNG
 UPLOAD_CAP_BYTES = 1 << 30
 KEEP_CONVERSATIONS = 10  # per notebook, the current one included (older ones are deleted)
+KEEP_VALUES = 200  # turns of a conversation whose values are kept; older ones keep their summary
+QUICK_CHECK_MAX_BYTES = 64 << 20  # databases up to this size are checked whole when opened
 STDOUT_MAX_CHARS = 10_000
 FINGERPRINT_EDGE = 1 << 20  # bytes hashed at each end of a file
 
@@ -135,6 +137,7 @@ class TurnRecord:
             "seconds": self.seconds,
             "notes": list(self.notes),
             "cancelled": self.cancelled,
+            "stored_summary": None if self.kept else self.summary,
         }
 
 
@@ -152,9 +155,10 @@ class DatasetRecord:
     """A dataset of the session: where it came from and how it was read.
 
     ``source`` is the file's absolute path ("" for a DataFrame, which cannot be reloaded).
-    ``header_row`` and ``range`` are the reader options the user gave; ``encoding``/``delimiter``
-    what the reader decided for a CSV, ``engine`` the parser it used; ``columns`` and ``dtypes``
-    the table it produced.
+    ``header_row`` and ``range`` are the reader options the user gave, ``table_range`` and
+    ``table_header_row`` where the reader found the table (Excel style, 1-based rows);
+    ``encoding``/``delimiter`` what the reader decided for a CSV, ``engine`` the parser it used;
+    ``columns`` and ``dtypes`` the table it produced.
     """
 
     name: str
@@ -163,6 +167,8 @@ class DatasetRecord:
     sheet: str | None = None
     header_row: int | None = None
     range: str | None = None
+    table_range: str | None = None
+    table_header_row: int | None = None
     encoding: str | None = None
     delimiter: str | None = None
     engine: str = ""
@@ -196,6 +202,8 @@ class DatasetRecord:
             sheet=ds.sheet,
             header_row=options.get("header_row") if header_row is None else header_row,
             range=options.get("range") if range is None else range,
+            table_range=getattr(ds, "range", None),  # Dataset.range: where the table was found
+            table_header_row=getattr(ds, "header_row", None),
             encoding=getattr(ds, "encoding", None),
             delimiter=getattr(ds, "delimiter", None),
             engine=str(getattr(ds, "engine", "") or ""),
@@ -337,15 +345,20 @@ def encode_value(value: Any) -> tuple[str, dict[str, Any], bytes] | None:
 
 def decode_value(kind: str, meta: dict[str, Any], payload: bytes) -> Any:
     """The value ``encode_value`` kept."""
-    import pandas as pd
-
     from dataask_jupyter import results
 
     if kind in ("table", "series"):
-        frame = pd.read_parquet(io.BytesIO(payload), engine="pyarrow")
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = pq.read_table(pa.BufferReader(payload)).to_pandas()
         if kind == "series":
             return frame.iloc[:, 0].rename(meta.get("name"))
         return frame
+    if kind == "figure":  # validated when it first came from the sandbox; 10x faster without
+        import plotly.graph_objects as go
+
+        return go.Figure(json.loads(payload), _validate=False)
     return results.decode({"kind": kind, **meta}, payload)
 
 
@@ -478,8 +491,9 @@ class ConversationStore:
                     f"{self.path} was written by a newer dataask (schema {version}); "
                     "upgrade dataask or set DATAASK_STATE_DIR elsewhere"
                 )
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
+            small = self.path.stat().st_size <= QUICK_CHECK_MAX_BYTES
+            check = conn.execute("PRAGMA quick_check").fetchone()[0] if small else "ok"
+            if check != "ok":  # (damage in a bigger one is found when the page is read)
                 raise sqlite3.DatabaseError(f"database disk image is malformed: {check}")
             if version < SCHEMA_VERSION:
                 conn.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
@@ -559,30 +573,46 @@ class ConversationStore:
         return self._conversation
 
     # --- turns ----------------------------------------------------------------------------
-    def turns(self, limit: int | None = None, *, values: bool = True) -> list[TurnRecord]:
+    def turns(self, limit: int | None = None, *, values: bool | int = True) -> list[TurnRecord]:
         """The current conversation, oldest first (only the last ``limit`` turns if given).
 
-        ``values=False`` skips reading and decoding the kept values (``kept`` still says which).
+        ``values``: True decodes every kept value, False none (``kept`` still says which; see
+        :meth:`value`), a number N only those of the last N turns (decoding costs ~1-10 ms per
+        table; restoring a long conversation needs the summaries, and ``prev`` the last value).
         """
-        cols = "value_kind, value_meta, " + ("value" if values else "NULL")
+        # how many of the latest turns get their value (None: all)
+        wanted = (None if values else 0) if isinstance(values, bool) else max(0, int(values))
 
-        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        def read(conn: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], dict[int, bytes]]:
             conv = self._current(conn, create=False)
             if conv is None:
-                return []
+                return [], {}
             sql = (
                 "SELECT number, question, dataset, code, kind, summary, error, cancelled, "
-                f"seconds, created, notes, stdout, {cols} FROM turns WHERE conversation = ? "
-                "ORDER BY number DESC"
+                "seconds, created, notes, stdout, value_kind, value_meta FROM turns "
+                "WHERE conversation = ? ORDER BY number DESC"
             )
             args: tuple[Any, ...] = (conv,)
             if limit is not None:
                 sql += " LIMIT ?"
                 args = (conv, max(0, int(limit)))
-            return conn.execute(sql, args).fetchall()
+            rows = conn.execute(sql, args).fetchall()
+            numbers = [r[0] for r in rows[:wanted] if r[12] is not None]
+            blobs: dict[int, bytes] = {}
+            for i in range(0, len(numbers), 500):  # SQLite caps the parameters of one query
+                chunk = numbers[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                blobs.update(
+                    conn.execute(
+                        f"SELECT number, value FROM turns WHERE conversation = ? "
+                        f"AND number IN ({marks})",
+                        (conv, *chunk),
+                    ).fetchall()
+                )
+            return rows, blobs
 
         with self._lock:
-            rows = self._call(read)
+            rows, blobs = self._call(read)
         out = []
         for row in reversed(rows):
             rec = TurnRecord(
@@ -600,9 +630,9 @@ class ConversationStore:
                 stdout=row[11],
                 kept=row[12] is not None,
             )
-            if values and row[12] is not None:
+            if row[0] in blobs:
                 try:
-                    rec.value = decode_value(row[12], json.loads(row[13] or "{}"), row[14])
+                    rec.value = decode_value(row[12], json.loads(row[13] or "{}"), blobs[row[0]])
                 except Exception:  # a value that no longer decodes: its summary stands
                     rec.kept = False
             out.append(rec)
@@ -656,6 +686,11 @@ class ConversationStore:
                     "kind, summary, error, cancelled, seconds, created, notes, stdout, value_kind, "
                     "value_meta, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (conv, *row),
+                )
+                conn.execute(
+                    "UPDATE turns SET value_kind = NULL, value_meta = NULL, value = NULL "
+                    "WHERE conversation = ? AND number <= ? AND value_kind IS NOT NULL",
+                    (conv, rec.number - KEEP_VALUES),
                 )
 
         with self._lock:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -270,6 +271,8 @@ def execute(nb: nbformat.NotebookNode, llm_url: str) -> None:
         "DATAASK_LLM_API_KEY": "scripted-not-secret",
         "DATAASK_LLM_MODEL": "scripted",
         "DATAASK_SANDBOX": os.environ.get("DATAASK_SANDBOX", "local"),
+        # each notebook starts from a clean slate, not from a stored earlier run
+        "DATAASK_STATE_DIR": tempfile.mkdtemp(prefix="dataask-state-"),
     }
     os.environ.update(env)
     client = NotebookClient(

@@ -202,7 +202,7 @@ def test_excel_limits_checked_before_writing(tmp_path: Path) -> None:
         export_value(wide, tmp_path / "wide.xlsx")
     assert list(tmp_path.iterdir()) == []  # nothing half-written
     fits = pd.DataFrame({"x": np.arange(ex.EXCEL_MAX_ROWS - 1, dtype="int32")})
-    ex._check_excel_size("fits", fits)
+    ex.check_excel_size("fits", fits)
 
 
 def test_long_text_and_control_characters_in_xlsx(tmp_path: Path) -> None:
@@ -433,19 +433,43 @@ def test_png_without_kaleido_names_it(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_png_without_browser_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("kaleido")
     import plotly.express as px
-    import plotly.io as pio
-    from plotly.io import _kaleido
 
-    message = getattr(_kaleido, "PLOTLY_GET_CHROME_ERROR_MSG", "Kaleido requires Google Chrome")
+    from dataask_jupyter.export import close_png_renderer
 
-    def no_chrome(*a: Any, **k: Any) -> bytes:
-        raise RuntimeError(message)
-
-    monkeypatch.setattr(pio, "to_image", no_chrome)
+    close_png_renderer()  # the next PNG starts a browser: from a path where there is none
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chromium"))
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    for value in (px.bar(x=[1], y=[1]), pd.DataFrame({"a": [1]})):
-        with pytest.raises(ExportError, match=r"no Chrome/Chromium.*apt-get install chromium"):
-            export_value(value, tmp_path / "c.png")
+    try:
+        for value in (px.bar(x=[1], y=[1]), pd.DataFrame({"a": [1]})):
+            with pytest.raises(ExportError, match=r"no Chrome/Chromium.*apt-get install chromium"):
+                export_value(value, tmp_path / "c.png")
+            assert not (tmp_path / "c.png").exists()
+    finally:
+        close_png_renderer()
+
+
+def test_png_renderer_is_kept_and_closed(tmp_path: Path) -> None:
+    if not browser_ok():
+        pytest.skip("no kaleido/Chromium here")
+    import plotly.express as px
+
+    from dataask_jupyter.export import close_png_renderer
+    from dataask_jupyter.export.png import _renderer
+
+    close_png_renderer()
+    assert not _renderer.running
+    export_value(px.bar(x=[1, 2], y=[3, 4]), tmp_path / "a.png")
+    assert _renderer.running
+    first = _renderer._kaleido
+    export_value(pd.DataFrame({"a": [1, 2]}), tmp_path / "b.png", width=300, height=120)
+    assert _renderer._kaleido is first  # the same browser served both
+    assert png_size(tmp_path / "b.png") == (300, 120)
+    close_png_renderer()
+    close_png_renderer()  # idempotent
+    assert not _renderer.running
+    export_value(px.bar(x=[1], y=[1]), tmp_path / "c.png")  # starts again after a close
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+    close_png_renderer()
 
 
 # --- through the session, the answer and the magic --------------------------------------------

@@ -62,6 +62,19 @@ def test_no_code_and_no_result() -> None:
         ("result = eval('1+1')", "eval"),
         ("result = open('/etc/shadow').read()", "open"),
         ("result = pd.io.common.os.system('id')", "system"),
+        ("df.to_csv(path_or_buf='/tmp/x.csv')\nresult = 1", "to_csv"),
+        ("df.to_json('/tmp/x.json')\nresult = 1", "to_json"),
+        ("df.to_excel('/tmp/x.xlsx')\nresult = 1", "to_excel"),
+        ("result = df.to_clipboard()", "to_clipboard"),
+        ("fig = px.line(df)\nfig.write_html('/tmp/x.html')\nresult = fig", "write_html"),
+        ("result = pio.write_image(px.line(df), '/tmp/x.png')", "write_image"),
+        ("result = px.line(df).to_image()", "to_image"),
+        ("result = np.load('/tmp/x.npy')", "np.load"),
+        ("import numpy as n\nn.savetxt('/tmp/x', df.values)\nresult = 1", "np.savetxt"),
+        ("from numpy import fromfile\nresult = fromfile('/etc/shadow')", "np.fromfile"),
+        ("from pandas import read_csv\nresult = read_csv('/etc/passwd')", "read_csv"),
+        ("with pd.ExcelWriter('/tmp/x.xlsx') as w:\n    df.to_excel(w)\nresult = 1", "ExcelWriter"),
+        ("import matplotlib.pyplot as plt\nplt.savefig('/tmp/x.png')\nresult = 1", "savefig"),
     ],
 )
 def test_static_checks_refuse(code: str, needle: str) -> None:
@@ -77,6 +90,19 @@ def test_static_checks_refuse(code: str, needle: str) -> None:
         "result = df[df['OSE'] > 1].shape[0]",  # column names are data, not words to fear
         "result = px.bar(prev, title='system exec eval')",
         "result = getattr(df, 'shape')[0]",
+        # harmless look-alikes of file access: without a path these return text
+        "fig = px.line(df, x='m', y='v')\nresult = fig.to_json()",
+        "result = df.to_csv(index=False)",
+        "result = df.to_csv(None, sep=';')",
+        "result = df.head().to_json(orient='records')",
+        "result = df.to_html()",
+        "result = df.to_string()",
+        "import plotly.io as pio\nresult = pio.to_json(px.line(df))",
+        "import plotly.io\nresult = plotly.io.to_html(px.line(df))",
+        "result = df['date'].dt.to_period('M').astype(str)",
+        "result = df.to_dict('records')",
+        "import json\nresult = json.loads(df.to_json())",
+        "result = df.read_count.sum()",  # a column named like a reader
     ],
 )
 def test_static_checks_allow_ordinary_code(code: str) -> None:

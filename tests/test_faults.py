@@ -201,16 +201,18 @@ def test_disk_full_during_history_write(
         try:
             s.load(EXAMPLE, name="sales")
             _first(s, llm)
-            llm.on("all orders", "result = pd.concat([df] * 5, ignore_index=True)")
-            big = s.ask("Show all orders five times")  # ~500 KB as Parquet: does not fit
-            assert big.error is None and big.value.shape == (20000, 11)
+            llm.on(
+                "random numbers",
+                "result = pd.DataFrame({'r': np.random.default_rng(0).random(60000)})",
+            )
+            big = s.ask("Draw 60000 random numbers")  # ~480 KB as Parquet: does not fit
+            assert big.error is None and big.value.shape == (60000, 1)
             assert any("full" in n for n in notes), notes
             assert s.history[-1] is big
             _works(s, llm, 2)
             stored = [t.question for t in store.turns()]
             assert (
-                "What is the total revenue?" in stored
-                and "Show all orders five times" not in stored
+                "What is the total revenue?" in stored and "Draw 60000 random numbers" not in stored
             )
         finally:
             s.close()

@@ -84,6 +84,14 @@ def stdout(messages: list[dict[str, Any]]) -> str:
     return "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
 
 
+def shell_reply(kc: BlockingKernelClient, msg_id: str) -> dict[str, Any]:
+    """The execute reply to ``msg_id`` (help output comes back in its payload, for the pager)."""
+    while True:
+        reply: dict[str, Any] = kc.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply
+
+
 def display_id(msg: dict[str, Any]) -> str | None:
     return msg["content"].get("transient", {}).get("display_id")
 
@@ -101,15 +109,19 @@ def test_one_line_question_ending_with_question_mark(
     out = stdout(run(kc, "%ask -o n how many customers in total?"))
     assert "not found" not in out
     assert value_of(kc, "n") == "8"
+    # without the extension's input transformer IPython reads the line as help on `total`
+    remove = "from dataask_jupyter.magics import ask_line_transform as t\n"
+    run(kc, remove + "get_ipython().input_transformers_cleanup.remove(t)")
+    try:
+        assert "Object `total` not found" in stdout(run(kc, "%ask how many customers in total?"))
+    finally:
+        run(kc, remove + "get_ipython().input_transformers_cleanup.append(t)")
     # a cell mixing code and a question line; IPython's own help syntax still works elsewhere
     out = stdout(run(kc, "m = n * 2\n%ask -o k how many customers are there?\nprint(m, k)"))
     assert "16 8" in out
     msg_id = send(kc, "%ask?")
     collect(kc, msg_id)
-    reply = kc.get_shell_msg(timeout=30)
-    while reply["parent_header"].get("msg_id") != msg_id:
-        reply = kc.get_shell_msg(timeout=30)
-    assert "Ask questions about your data" in str(reply["content"]["payload"])  # the pager
+    assert "Ask questions about your data" in str(shell_reply(kc, msg_id)["content"]["payload"])
 
 
 def test_headless_progress_is_one_line_per_stage(

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jupyter_client.manager import KernelManager, start_new_kernel
@@ -159,3 +160,132 @@ def test_reset_and_forget(kernel: Kernel, llm: ScriptedLLM, tmp_path: Path) -> N
     )
     assert stored.turns() == [] and stored.datasets() == []
     stored.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _api(url: str, token: str, method: str = "GET", body: dict[str, Any] | None = None) -> Any:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        data = resp.read()
+    return json.loads(data) if data else None
+
+
+def test_notebook_key_in_a_kernel_started_by_jupyter_server(tmp_path: Path) -> None:
+    """The key is the notebook's absolute path, as a real jupyter-server starts the kernel:
+    with the file name beside the path (what JupyterLab sends) and with the path alone."""
+    import secrets
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+
+    import nbformat
+    from jupyter_client.blocking import BlockingKernelClient
+
+    root = tmp_path / "root"
+    for sub in ("sub", "other"):
+        (root / sub).mkdir(parents=True)
+        nbformat.write(nbformat.v4.new_notebook(), root / sub / "analysis.ipynb")
+    token, port = secrets.token_hex(16), _free_port()
+    runtime = tmp_path / "runtime"
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
+    env.pop("JPY_SESSION_NAME", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+         f"--port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                _api(f"{base}/api/status", token)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)
+        for sub, send_name in (("sub", True), ("other", False)):
+            body: dict[str, Any] = {
+                "path": f"{sub}/analysis.ipynb",
+                "type": "notebook",
+                "kernel": {"name": "python3"},
+            }
+            if send_name:
+                body["name"] = "analysis.ipynb"
+            session = _api(f"{base}/api/sessions", token, "POST", body)
+            seen: list[dict[str, Any]] = []
+            kc = BlockingKernelClient()
+            kc.load_connection_file(str(runtime / f"kernel-{session['kernel']['id']}.json"))
+            kc.start_channels(hb=False)  # a kernel busy starting on a loaded machine misses beats
+            try:
+                kc.wait_for_ready(timeout=120)
+                reply = kc.execute_interactive(
+                    "from dataask_jupyter.notebook_key import notebook_key\n"
+                    "print(notebook_key(get_ipython().user_ns))",
+                    timeout=60,
+                    output_hook=seen.append,
+                )
+                assert reply["content"]["status"] == "ok"
+            finally:
+                kc.stop_channels()
+            printed = "".join(
+                m["content"].get("text", "") for m in seen if m["msg_type"] == "stream"
+            )
+            assert printed.strip() == f"notebook:{root / sub / 'analysis.ipynb'}", body
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_session_restores_from_its_store(
+    settings_kwargs: dict[str, Any], llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """Without a kernel: a second Session on the same store continues the first one's work."""
+    import dataask
+
+    csv = tmp_path / "traffic.csv"
+    shutil.copy(DATA / "web_traffic.csv", csv)
+    llm.on("revenue by channel", "result = df.groupby('channel')['revenue_usd'].sum()")
+    llm.on("only organic", "result = prev.loc['Organic']")
+    llm.on("every session", "result = pd.concat([df] * 20, ignore_index=True)")  # over the cap
+    llm.on("how many rows", "result = len(df)")
+    state, key = tmp_path / "state", "notebook:/work/analysis.ipynb"
+    with dataask.Session(**settings_kwargs, store=ConversationStore(state, key)) as first:
+        first.load(csv, name="traffic")
+        big = first.ask("List every session twenty times")
+        assert big.error is None and len(big.value) > 100_000
+        by_channel = first.ask("Revenue by channel?")
+    with dataask.Session(**settings_kwargs, store=ConversationStore(state, key)) as second:
+        import nbformat
+
+        exported = nbformat.read(second.export(tmp_path / "before.ipynb"), as_version=4)
+        load = exported.cells[1].source  # the datasets are not reloaded yet, but known
+        assert "dfs['traffic'] = pd.read_csv(" in load and repr(str(csv)) in load
+        assert [a.question for a in second.history] == [
+            "List every session twenty times",
+            "Revenue by channel?",
+        ]
+        assert second.history[0].summary == big.summary  # kept as a summary only
+        assert second.history[0].value is None
+        import pandas as pd
+
+        pd.testing.assert_series_equal(second.history[1].value, by_channel.value)
+        organic = second.ask("Only organic?")  # prev is the last answer's value again
+        assert organic.error is None and organic.number == 3
+        assert organic.value == pytest.approx(by_channel.value.loc["Organic"])
+        rows = second.ask("How many rows are there?")
+        assert rows.error is None and rows.value == 5490

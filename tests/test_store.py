@@ -140,6 +140,20 @@ def test_turn_fields_and_values_flag(store: ConversationStore) -> None:
     assert light[1].kept and light[1].value is None
     assert store.value(2) == 5 and store.value(99) is None
     assert [t.number for t in store.turns(limit=1)] == [2]
+    some = store.turns(values=1)  # only the last turn's value is decoded
+    assert some[1].value == 5 and some[1].kept and some[0].kept and some[0].value is None
+
+
+def test_only_recent_values_are_kept(
+    store: ConversationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dataask_jupyter.store.KEEP_VALUES", 3)
+    for n in range(1, 6):
+        store.add_turn(turn(n, n * 10, summary=f"int: {n * 10}"))
+    back = store.turns()
+    assert [t.kept for t in back] == [False, False, True, True, True]
+    assert [t.value for t in back] == [None, None, 30, 40, 50]
+    assert back[0].summary == "int: 10"
 
 
 def test_from_answer_and_dataset_records(tmp_path: Path) -> None:

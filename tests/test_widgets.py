@@ -130,7 +130,7 @@ def test_index_levels_are_sortable_columns() -> None:
     table.sort("region")
     assert table.page_rows == [["east", "7"], ["north", "5"], ["south", "1"]]
     dupes = pd.DataFrame([[1, 2]], columns=["a", "a"])
-    assert [c["label"] for c in DataTable(dupes).columns] == ["a", "a (2)"]
+    assert [c["label"] for c in DataTable(dupes).columns] == ["a", "a_2"]
     unnamed = pd.DataFrame({"v": [1, 2]}, index=[10, 20])
     assert DataTable(unnamed).page_rows == [["10", "1"], ["20", "2"]]
 

@@ -18,7 +18,9 @@ import pandas as pd
 
 from dataask_jupyter import render
 from dataask_jupyter.errors import DataaskError
+from dataask_jupyter.export import tables_of
 from dataask_jupyter.results import PngImage
+from dataask_jupyter.values import human_size, is_figure, to_frame
 from dataask_jupyter.widgets.code import CodeView
 from dataask_jupyter.widgets.table import DataTable
 
@@ -53,15 +55,6 @@ def export_filename(answer: Answer, fmt: str) -> str:
             break
         slug = f"{slug}-{word}" if slug else word
     return f"answer-{answer.number}" + (f"-{slug}" if slug else "") + f".{fmt}"
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 class AnswerView(w.VBox):
@@ -119,7 +112,7 @@ class AnswerView(w.VBox):
             self._chart_box = w.Box([self.table])
             self.view_toggle.observe(self._on_toggle, names="value")
             return w.VBox([self.view_toggle, self._chart_box])
-        if render.is_figure(value):
+        if is_figure(value):
             import plotly.graph_objects as go
 
             self.figure = go.FigureWidget(value)
@@ -127,8 +120,6 @@ class AnswerView(w.VBox):
         if isinstance(value, PngImage):
             return w.Image(value=value.data, format="png")
         if isinstance(value, (dict, list, tuple)):
-            from dataask_jupyter.export import tables_of, to_frame
-
             tables = tables_of(value, "table")
             if len(tables) > 1:  # several tables (exported as one sheet each)
                 views = [DataTable(t, page_size=page_size, caption=k) for k, t in tables.items()]
@@ -225,7 +216,7 @@ class AnswerView(w.VBox):
         shown = _relative(out)
         self.status.value = (
             f'<span class="dataask-status-ok">wrote {html.escape(shown)} '
-            f"({_human(out.stat().st_size)})</span>"
+            f"({human_size(out.stat().st_size)})</span>"
         )
         return out
 

@@ -17,7 +17,14 @@ import pandas as pd
 import traitlets as t
 from pandas.api import types as ptypes
 
-from dataask_jupyter.render import format_cell, is_date_only
+from dataask_jupyter.values import (
+    flat_name,
+    format_cell,
+    is_date_only,
+    is_table,
+    to_frame,
+    unique_names,
+)
 
 STATIC = Path(__file__).with_name("static")
 PAGE_SIZES = (10, 20, 50, 100)
@@ -39,19 +46,11 @@ class _Column:
     index: bool
 
 
-def _flat(name: Any) -> str:
-    if isinstance(name, tuple):
-        return " / ".join(str(p) for p in name if str(p) != "")
-    return "" if name is None else str(name)
-
-
 def as_frame(data: Any) -> pd.DataFrame:
     """A DataFrame view of a DataFrame or Series (a Series keeps its name, or "value")."""
-    if isinstance(data, pd.DataFrame):
-        return data
-    if isinstance(data, pd.Series):
-        return data.to_frame("value" if data.name is None else data.name)
-    raise TypeError(f"DataTable needs a DataFrame or Series, not {type(data).__name__}")
+    if not is_table(data):
+        raise TypeError(f"DataTable needs a DataFrame or Series, not {type(data).__name__}")
+    return to_frame(data)
 
 
 def _columns(frame: pd.DataFrame) -> list[_Column]:
@@ -61,16 +60,13 @@ def _columns(frame: pd.DataFrame) -> list[_Column]:
     if not (default_index and idx.name is None):
         for level in range(idx.nlevels):
             values = pd.Series(idx.get_level_values(level), copy=False).reset_index(drop=True)
-            cols.append(_column(_flat(idx.names[level]), values, index=True))
+            cols.append(_column(flat_name(idx.names[level]), values, index=True))
     for i in range(frame.shape[1]):
         values = frame.iloc[:, i].reset_index(drop=True)
-        cols.append(_column(_flat(frame.columns[i]), values, index=False))
-    seen: dict[str, int] = {}
-    for c in cols:  # unique labels: sort_by names a column by its label
-        k = seen.get(c.label, 0)
-        seen[c.label] = k + 1
-        if k:
-            c.label = f"{c.label} ({k + 1})"
+        cols.append(_column(flat_name(frame.columns[i]), values, index=False))
+    # unique labels: sort_by names a column by its label
+    for c, label in zip(cols, unique_names(c.label for c in cols), strict=True):
+        c.label = label
     return cols
 
 

@@ -70,3 +70,46 @@ def test_obvious_attack_is_refused_before_running(
     assert a.error is not None and a.error.startswith("refused before running"), a.error
     assert a.stdout == ""
     assert len(a.attempts) == 1 and a.attempts[0].error == a.error
+
+
+# Harmless look-alikes: names that resemble file access but return a value. Refusing them sent
+# the local model's chart follow-up (`fig.to_json()`) into a repair loop.
+LOOK_ALIKES = {
+    "figure-to-json": "fig = px.line(df, y='x')\nresult = len(fig.to_json()) > 0",
+    "to_csv-text": "result = df.to_csv(index=False).splitlines()[0]",
+    "to_json-text": "result = df.to_json(orient='records')",
+    "pio-to_json": "import plotly.io as pio\nresult = pio.to_json(px.bar(df, y='x'))[:1]",
+}
+EXPECTED = {
+    "figure-to-json": True,
+    "to_csv-text": "x",
+    "to_json-text": '[{"x":1},{"x":2},{"x":3}]',
+    "pio-to_json": "{",
+}
+MORE_ATTACKS = {
+    "to_csv-path": "df.to_csv('/tmp/dataask-static-x.csv')\nresult = 1",
+    "from-pandas-read_csv": "from pandas import read_csv\nresult = read_csv('/etc/passwd')",
+    "np-fromfile": "result = np.fromfile('/etc/passwd', dtype='u1')",
+    "write_html": "fig = px.line(df, y='x')\nfig.write_html('/tmp/dataask-x.html')\nresult = 1",
+    "to_image": "result = px.line(df, y='x').to_image()",
+}
+
+
+@pytest.mark.parametrize("name", list(LOOK_ALIKES))
+def test_harmless_look_alike_runs(
+    checked_session: dataask.Session, llm: ScriptedLLM, name: str
+) -> None:
+    llm.on("^" + re.escape(f"alike {name}") + "$", LOOK_ALIKES[name])
+    a = checked_session.ask(f"alike {name}")
+    assert a.error is None, a.error
+    assert a.value == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", list(MORE_ATTACKS))
+def test_file_and_process_access_is_refused(
+    checked_session: dataask.Session, llm: ScriptedLLM, name: str
+) -> None:
+    llm.on("^" + re.escape(f"static {name}") + "$", "print('REACHED')\n" + MORE_ATTACKS[name])
+    a = checked_session.ask(f"static {name}")
+    assert a.error is not None and a.error.startswith("refused before running"), a.error
+    assert a.stdout == ""
