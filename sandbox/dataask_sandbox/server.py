@@ -21,7 +21,7 @@ import traceback
 import types
 from typing import Any
 
-from dataask_sandbox import __version__, protocol
+from dataask_sandbox import __version__, netdeny, protocol
 
 _ANSWER_FILE = "<answer>"
 
@@ -423,6 +423,7 @@ def _serve_connection(server: Server, conn: socket.socket, max_payload: int) -> 
             "protocol": protocol.PROTOCOL_VERSION,
             "python": sys.version.split()[0],
             "pandas": server.pd.__version__,
+            "layers": netdeny.layers(),
         },
     )
     while True:
