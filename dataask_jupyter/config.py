@@ -68,7 +68,7 @@ class Ask(Configurable):
 
     # --- sandbox ---------------------------------------------------------------------------
     sandbox = Enum(
-        ["auto", "docker", "local"],
+        ["auto", "docker", "local", "sidecar"],
         default_value="auto",
         help="Where generated code runs: 'docker' (a hardened container), 'local' (a separate "
         "process, bubblewrap-isolated where available), 'auto' (Docker if the engine answers). "
@@ -76,6 +76,10 @@ class Ask(Configurable):
     ).tag(config=True)
     sandbox_image = Unicode(
         help="Docker image of the sandbox server. Env: DATAASK_SANDBOX_IMAGE."
+    ).tag(config=True)
+    sandbox_socket_dir = Unicode(
+        help="Directory shared with a sandbox sidecar (Ask.sandbox = 'sidecar'; JupyterHub, "
+        "docs/deploy.md). Env: DATAASK_SANDBOX_SOCKET_DIR; default /run/dataask."
     ).tag(config=True)
     exec_timeout = Float(
         60.0, help="Seconds one run of generated code may take before it is stopped."
@@ -146,7 +150,11 @@ class Ask(Configurable):
     @default("sandbox")
     def _sandbox_default(self) -> str:
         v = _env("DATAASK_SANDBOX").lower()
-        return v if v in ("auto", "docker", "local") else "auto"
+        return v if v in ("auto", "docker", "local", "sidecar") else "auto"
+
+    @default("sandbox_socket_dir")
+    def _socket_dir_default(self) -> str:
+        return _env("DATAASK_SANDBOX_SOCKET_DIR") or "/run/dataask"
 
     @default("sandbox_image")
     def _image_default(self) -> str:
