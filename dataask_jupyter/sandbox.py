@@ -387,6 +387,8 @@ class Sandbox:
         Setting ``cancel`` (from another thread) or a KeyboardInterrupt stops the run and raises
         :class:`CancelledError`; the sandbox and its datasets stay when the server ends the run.
         """
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("the run was cancelled")
         try:
             self.ensure_started()
         except KeyboardInterrupt:

@@ -115,6 +115,7 @@ class Server:
         self.inherited = inherited  # sockets a run's process must not keep (the listener)
         self.spare: tuple[int, socket.socket] | None = None  # (pid, link) of the next run's child
         self.finished: tuple[int, socket.socket] | None = None  # the last run's, to clean up
+        self.prev_value: Any = _NOT_YET  # `prev` decoded (only ever in a run's process)
         signal.signal(signal.SIGALRM, _on_alarm)
 
     # --- requests -------------------------------------------------------------------------
@@ -176,6 +177,8 @@ class Server:
                     s.close()
                 for sig in _IGNORED_SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
+                if self.prev_msg is not None and len(self.prev_msg[1]) <= _PREDECODE_BYTES:
+                    self.decode_prev()  # while idle: a follow-up finds it ready
                 try:
                     header, _ = protocol.recv(theirs, 0)
                 except (OSError, protocol.ProtocolError):  # the server dropped this spare
@@ -327,13 +330,19 @@ class Server:
         protocol.send(sock, {"type": "error", "ename": ename, "evalue": evalue, "traceback": tb})
 
     def _prev(self, code: Any) -> Any:
-        """The previous answer as a value, decoded only when the code refers to ``prev``."""
+        """The previous answer as a value, given only when the code refers to ``prev``."""
         if self.prev_msg is None or "prev" not in _names(code):
             return None
+        if self.prev_value is _NOT_YET:
+            self.decode_prev()
+        return self.prev_value
+
+    def decode_prev(self) -> None:
+        """Decode ``prev`` (in a run's process: each run gets its own copy)."""
         try:
-            return self._decode_value(*self.prev_msg)
+            self.prev_value = None if self.prev_msg is None else self._decode_value(*self.prev_msg)
         except Exception:
-            return None
+            self.prev_value = None
 
     def _run(self, sock: socket.socket, header: dict[str, Any]) -> None:
         """Run the code here (in the child) and report stdout, then a result or an error."""
@@ -436,6 +445,8 @@ def _trim_heap() -> None:
 
 
 _LIBC: Any = None
+_NOT_YET = object()
+_PREDECODE_BYTES = 16 * 1024 * 1024  # a larger `prev` is decoded only by a run that reads it
 _IGNORED_SIGNALS = (
     signal.SIGTERM,
     signal.SIGINT,
