@@ -1,14 +1,14 @@
 """Settings: one traitlets ``Ask`` configurable, defaults from the environment.
 
 In a notebook ``%config Ask.<name> = value`` changes the live instance the magics use; in Python
-``Session(model="...", exec_timeout=30)`` overrides per session.
+``Session(llm_model="...", exec_timeout=30)`` overrides per session.
 """
 
 from __future__ import annotations
 
 import os
 
-from traitlets import Bool, Enum, Float, Int, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, Unicode, Union, default
 from traitlets.config import Configurable
 
 
@@ -49,10 +49,18 @@ class Ask(Configurable):
         help="Refuse obviously hostile or file-reading code before it reaches the sandbox "
         "(defence in depth; the sandbox is the boundary).",
     ).tag(config=True)
-    result_checks = Bool(
-        True,
+    result_checks = Union(
+        [Bool(), List(Unicode())],
+        default_value=True,
         help="Check each result against the question's wording (yes/no, which, top N, empty) "
-        "and send a mismatch back to the LLM once; also adds an answer-type hint to the prompt.",
+        "and send a mismatch back to the LLM once; also adds an answer-type hint to the prompt. "
+        "True (all checks), False (none) or a list of check names "
+        "(dataask_jupyter.checks.CHECKS).",
+    ).tag(config=True)
+    repair_timeouts = Bool(
+        False,
+        help="Send a run that hit Ask.exec_timeout back to the LLM for repair (off: an endless "
+        "loop is reported at once instead of costing max_repairs more timeouts).",
     ).tag(config=True)
     local_idle_timeout = Float(
         900.0, help="Seconds of no use after which the local model server stops."
@@ -99,7 +107,11 @@ class Ask(Configurable):
         80, help="Columns described in full in the prompt; the rest by name only."
     ).tag(config=True)
     profile_max_chars = Int(6000, help="Hard cap on one dataset's prompt summary.").tag(config=True)
-    show_code = Bool(True, help="Show the generated code under each answer.").tag(config=True)
+    send_samples = Bool(
+        True,
+        help="Send sample values of each column to the LLM with the schema (off: names, types "
+        "and counts only; no cell value of your data leaves the machine in the prompt).",
+    ).tag(config=True)
     formula_guard = Bool(
         True,
         help="Neutralise spreadsheet formulas in CSV/XLSX exports "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +14,7 @@ from urllib.parse import urlsplit
 import openai
 
 from dataask_jupyter.config import Ask
-from dataask_jupyter.errors import LLMError
+from dataask_jupyter.errors import CancelledError, LLMError
 
 _NO_ENDPOINT = (
     "no LLM is configured: set DATAASK_LLM_API_KEY (and DATAASK_LLM_BASE_URL for a non-OpenAI "
@@ -32,6 +35,8 @@ class Completion:
     completion_tokens: int
     seconds: float
     model: str
+    first_token_seconds: float | None = None  # time to the first streamed piece
+    cached_tokens: int | None = None  # prompt tokens the server's cache served, when it says
 
 
 @dataclass(frozen=True)
@@ -99,61 +104,179 @@ class LLMClient:
     def endpoint(self) -> Endpoint | None:
         return self._endpoint
 
-    def complete(self, messages: list[dict[str, str]]) -> Completion:
-        """Send ``messages``; return the reply text or raise :class:`LLMError`."""
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        on_token: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Completion:
+        """Send ``messages`` and stream the reply (``on_token`` gets each piece as it arrives).
+
+        The request runs on a worker thread so that ``cancel`` (set from any thread) and a
+        KeyboardInterrupt stop it at once: the HTTP stream is closed, which also stops a local
+        model's generation, and :class:`CancelledError` is raised. Failures raise :class:`LLMError`.
+        """
         client, ep = self._ensure()
         s = self.settings
         started = time.perf_counter()
-        try:
-            resp = client.chat.completions.create(
+        call = _StreamingCall(
+            client,
+            dict(
                 model=ep.model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
                 temperature=s.temperature,
                 # a small local model that runs away writes at ~10 tokens/s: cap it
                 max_tokens=min(s.max_tokens, _LOCAL_MAX_TOKENS) if ep.local else s.max_tokens,
-            )
-        except openai.APITimeoutError:
+                stream=True,
+                stream_options={"include_usage": True},
+            ),
+        )
+        try:
+            for piece in call.pieces(cancel):
+                if on_token is not None:
+                    on_token(piece)
+        except CancelledError:
+            raise
+        except Exception as exc:  # openai's, httpx's or a broken stream's: one sentence
+            raise LLMError(self._describe(exc, ep)) from None
+        if not call.finished:
             raise LLMError(
+                "the LLM's reply was cut off before it finished (the connection dropped); ask again"
+            )
+        return Completion(
+            text="".join(call.text),
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            seconds=time.perf_counter() - started,
+            model=call.model or ep.model,
+            first_token_seconds=(
+                call.first_piece_at - started if call.first_piece_at is not None else None
+            ),
+            cached_tokens=call.cached_tokens,
+        )
+
+    def _describe(self, exc: Exception, ep: Endpoint) -> str:
+        """One sentence for a failed request, naming the setting that fixes it."""
+        s = self.settings
+        if isinstance(exc, openai.APITimeoutError):
+            return (
                 f"the LLM did not answer within {s.llm_timeout:g} s after "
                 f"{s.llm_max_retries} retries (Ask.llm_timeout, Ask.llm_max_retries)"
-            ) from None
-        except openai.RateLimitError:
-            raise LLMError(
+            )
+        if isinstance(exc, openai.RateLimitError):
+            return (
                 f"the LLM endpoint is rate-limiting (HTTP 429) after {s.llm_max_retries} retries; "
                 "wait a moment and ask again (Ask.llm_max_retries)"
-            ) from None
-        except openai.AuthenticationError:
-            raise LLMError(
+            )
+        if isinstance(exc, openai.AuthenticationError):
+            return (
                 "the LLM endpoint refused the API key (HTTP 401); check DATAASK_LLM_API_KEY "
                 "or %config Ask.llm_api_key"
-            ) from None
-        except openai.NotFoundError as exc:
-            raise LLMError(
+            )
+        if isinstance(exc, openai.NotFoundError):
+            return (
                 f"the LLM endpoint does not know model {ep.model!r} or the URL is wrong "
                 f"(HTTP 404: {_detail(exc)}); check DATAASK_LLM_MODEL / DATAASK_LLM_BASE_URL"
-            ) from None
-        except openai.APIStatusError as exc:
-            raise LLMError(
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return (
                 f"the LLM endpoint failed with HTTP {exc.status_code} ({_detail(exc)}) after "
                 f"{s.llm_max_retries} retries"
-            ) from None
-        except openai.APIConnectionError:
-            raise LLMError(
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return (
                 f"cannot reach the LLM endpoint at {ep.base_url or 'the default OpenAI URL'}; "
                 "check DATAASK_LLM_BASE_URL and that the server runs"
-            ) from None
-        seconds = time.perf_counter() - started
-        if not resp.choices:
-            raise LLMError("the LLM endpoint returned no choices")
-        text = resp.choices[0].message.content or ""
-        usage = resp.usage
-        return Completion(
-            text=text,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            seconds=seconds,
-            model=resp.model or ep.model,
+            )
+        return f"the LLM endpoint sent a reply that could not be read ({_short(exc)})"
+
+
+_POLL = 0.05  # seconds between looks at the cancel flag while waiting for the LLM
+_DONE = object()
+
+
+class _StreamingCall:
+    """One streamed chat completion, read on a worker thread and handed over piece by piece."""
+
+    def __init__(self, client: openai.OpenAI, request: dict[str, Any]) -> None:
+        self.text: list[str] = []
+        self.finished = False
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.model = ""
+        self.cached_tokens: int | None = None
+        self.first_piece_at: float | None = None
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._stream: Any = None
+        self._closed = threading.Event()
+        self._worker = threading.Thread(
+            target=self._read, args=(client, request), name="dataask-llm", daemon=True
         )
+        self._worker.start()
+
+    def _read(self, client: openai.OpenAI, request: dict[str, Any]) -> None:
+        try:
+            self._stream = client.chat.completions.create(**request)
+            if self._closed.is_set():
+                self._stream.close()
+                return
+            for chunk in self._stream:
+                if self._closed.is_set():
+                    break
+                self.model = chunk.model or self.model
+                if chunk.usage is not None:
+                    self.prompt_tokens = chunk.usage.prompt_tokens
+                    self.completion_tokens = chunk.usage.completion_tokens
+                    details = chunk.usage.prompt_tokens_details
+                    if details is not None and details.cached_tokens is not None:
+                        self.cached_tokens = details.cached_tokens
+                timings = (chunk.model_extra or {}).get("timings")  # llama.cpp's server
+                if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+                    self.cached_tokens = timings["cache_n"]
+                for choice in chunk.choices:
+                    if choice.delta is not None and choice.delta.content:
+                        self._queue.put(choice.delta.content)
+                    if choice.finish_reason is not None:
+                        self.finished = True
+            self._queue.put(_DONE)
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            self._queue.put(exc)
+
+    def pieces(self, cancel: threading.Event | None) -> Iterator[str]:
+        """The reply's pieces as they arrive; CancelledError on ``cancel`` or Ctrl-C."""
+        try:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("cancelled")
+                try:
+                    item = self._queue.get(timeout=_POLL)
+                except queue.Empty:
+                    continue
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    if self._closed.is_set():
+                        raise CancelledError("cancelled")
+                    raise item
+                if self.first_piece_at is None:
+                    self.first_piece_at = time.perf_counter()
+                self.text.append(item)
+                yield item
+        except KeyboardInterrupt:
+            self.close()
+            raise CancelledError("cancelled") from None
+        except CancelledError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop reading: closing the HTTP stream also stops a local model's generation."""
+        self._closed.set()
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
 
 
 def _http_client(base_url: str | None) -> Any:
@@ -171,3 +294,8 @@ def _detail(exc: openai.APIStatusError) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])[:200]
     return str(exc.message)[:200]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

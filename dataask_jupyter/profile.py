@@ -211,13 +211,13 @@ def _stats(df: pd.DataFrame, ncols: int, sample_values: int) -> list[_ColStats]:
     return out
 
 
-def _stats_line(st: _ColStats) -> str:
+def _stats_line(st: _ColStats, values: bool = True) -> str:
     approx = "~" if st.estimated else ""
     distinct = "? distinct" if st.distinct is None else f"{approx}{st.distinct:,} distinct"
     head = f"- {_quote_name(st.column)}: {st.dtype}, {st.nulls:,} null, {distinct}"
     if st.distinct == 0 and st.nulls:
         return head + "; all null"
-    if st.min is not None:
+    if st.min is not None and values:
         return f"{head}; range {st.min}..{st.max}"
     if st.samples:
         return f"{head}; e.g. {', '.join(st.samples)}"
@@ -235,12 +235,14 @@ def profile_frame(
     max_columns: int = 80,
     max_chars: int = 6000,
     sample_values: int = 3,
+    values: bool = True,
 ) -> str:
     """A compact text schema of ``df`` for the LLM prompt, at most ``max_chars`` characters.
 
     The first ``max_columns`` columns get dtype, nulls, distinct count and examples or range;
     the rest are listed as ``name: dtype`` only; whatever does not fit is counted on a final
-    "... N more columns" line.
+    "... N more columns" line. With ``values=False`` no cell value appears (no examples, no
+    ranges): names, types and counts only.
     """
     rows, cols = df.shape
     lines = [f"Dataset {quote(name, _MAX_NAME_CHARS)}: {rows:,} rows x {cols:,} columns"]
@@ -248,8 +250,8 @@ def profile_frame(
         return lines[0]
     lines.append("columns (name: dtype, nulls, distinct; examples / range):")
     detailed = max(0, min(max_columns, cols))
-    stats = _stats(df, detailed, sample_values)
-    body: list[tuple[str, int]] = [(_stats_line(st), 1) for st in stats]
+    stats = _stats(df, detailed, sample_values if values else 0)
+    body: list[tuple[str, int]] = [(_stats_line(st, values), 1) for st in stats]
     if cols > detailed:
         body.append(("other columns (name: dtype):", 0))
         line, count = "", 0

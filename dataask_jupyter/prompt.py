@@ -6,12 +6,13 @@ questions on the same datasets, which lets a server's prompt cache skip re-readi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
-from dataask_jupyter.profile import profile_frame
+from dataask_jupyter.profile import profile_frame, quote
 
 INSTRUCTIONS = """\
 You write Python (pandas) code that answers questions about tables.
@@ -51,20 +52,89 @@ class PastTurn:
     question: str
     code: str
     outcome: str  # one-line summary of the value, or the error
+    hint: str | None = None  # the answer-type hint sent with the question, sent again as it was
+
+
+_MAX_NOTES_CHARS = 800  # the reader's decisions, as the prompt carries them
+
+
+def describe_dataset(
+    frame: pd.DataFrame,
+    name: str,
+    notes: Sequence[str] = (),
+    *,
+    brief: bool = False,
+    max_columns: int = 80,
+    max_chars: int = 6000,
+    values: bool = True,
+) -> str:
+    """One dataset for the prompt: its schema, then what the reader decided (header row, totals
+    dropped, ...), so the code is written against the table the user sees."""
+    if brief:
+        max_columns, max_chars = min(15, max_columns), min(1500, max_chars)
+    text = profile_frame(frame, name, max_columns=max_columns, max_chars=max_chars, values=values)
+    if notes and not brief:
+        # JSON-quoted like every name and value: a note may quote a column name or a cell
+        lines = "\n".join(f"- {quote(n, _MAX_NOTES_CHARS)}" for n in notes)
+        if len(lines) > _MAX_NOTES_CHARS:
+            lines = lines[: _MAX_NOTES_CHARS - 1] + "…"
+        text += "\nhow it was read:\n" + lines
+    return text
+
+
+class Profiles:
+    """Dataset descriptions computed once per dataset and reused by every question.
+
+    A description is recomputed only when the dataset's frame is replaced (a new load or a
+    reload) or the settings that shape it change.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[Any, ...], tuple[pd.DataFrame, str]] = {}
+
+    def describe(
+        self, frame: pd.DataFrame, name: str, notes: Sequence[str] = (), **opts: Any
+    ) -> str:
+        key = (name, tuple(notes), tuple(sorted(opts.items())))
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is frame:
+            return hit[1]
+        text = describe_dataset(frame, name, notes, **opts)
+        self._cache[key] = (frame, text)
+        return text
+
+    def forget(self, name: str | None = None) -> None:
+        """Drop the descriptions of ``name`` (default: all)."""
+        for key in [k for k in self._cache if name is None or k[0] == name]:
+            del self._cache[key]
 
 
 def dataset_section(
-    frames: dict[str, pd.DataFrame], active: str, *, max_columns: int, max_chars: int
+    frames: Mapping[str, pd.DataFrame],
+    active: str,
+    *,
+    max_columns: int = 80,
+    max_chars: int = 6000,
+    notes: Mapping[str, Sequence[str]] | None = None,
+    values: bool = True,
+    profiles: Profiles | None = None,
 ) -> str:
     """Schemas: the active dataset in full, the others briefly."""
-    parts = [profile_frame(frames[active], active, max_columns=max_columns, max_chars=max_chars)]
-    for name, frame in frames.items():
-        if name != active:
-            parts.append(
-                profile_frame(
-                    frame, name, max_columns=min(15, max_columns), max_chars=min(1500, max_chars)
-                )
-            )
+    cache = profiles if profiles is not None else Profiles()
+    notes = notes or {}
+
+    def one(name: str, brief: bool) -> str:
+        return cache.describe(
+            frames[name],
+            name,
+            notes.get(name, ()),
+            brief=brief,
+            max_columns=max_columns,
+            max_chars=max_chars,
+            values=values,
+        )
+
+    parts = [one(active, False)] + [one(n, True) for n in frames if n != active]
     head = f'Active dataset: "{active}" (as df).'
     if len(frames) > 1:
         head += " Others in dfs: " + ", ".join(f'"{n}"' for n in frames if n != active) + "."
@@ -72,7 +142,7 @@ def dataset_section(
 
 
 def build_messages(
-    frames: dict[str, pd.DataFrame],
+    frames: Mapping[str, pd.DataFrame],
     active: str,
     question: str,
     history: Sequence[PastTurn],
@@ -81,21 +151,37 @@ def build_messages(
     max_columns: int = 80,
     max_chars: int = 6000,
     hint: str | None = None,
+    notes: Mapping[str, Sequence[str]] | None = None,
+    values: bool = True,
+    profiles: Profiles | None = None,
 ) -> list[dict[str, str]]:
     """The chat messages for a new question, carrying at most ``history_turns`` earlier turns.
 
-    ``hint`` (e.g. the expected answer type) goes after the question, outside the cached prefix.
+    The system message (instructions + schemas) is byte-identical across questions on the same
+    datasets, so a server's prompt cache serves it; ``hint`` (the expected answer type) goes
+    after the question, outside that prefix.
     """
     system = (
         INSTRUCTIONS
         + "\n\n"
-        + dataset_section(frames, active, max_columns=max_columns, max_chars=max_chars)
+        + dataset_section(
+            frames,
+            active,
+            max_columns=max_columns,
+            max_chars=max_chars,
+            notes=notes,
+            values=values,
+            profiles=profiles,
+        )
     )
     messages = [{"role": "system", "content": system}]
     recent = list(history)[-history_turns:] if history_turns > 0 else []
     previous_outcome: str | None = None
     for turn in recent:
-        messages.append({"role": "user", "content": _user(turn.question, previous_outcome)})
+        asked = _user(turn.question, previous_outcome)
+        if turn.hint:  # as it was sent, so the prompt up to the new question is a cached prefix
+            asked += "\n" + turn.hint
+        messages.append({"role": "user", "content": asked})
         messages.append({"role": "assistant", "content": f"```python\n{turn.code}\n```"})
         previous_outcome = turn.outcome
     last = _user(question, previous_outcome)

@@ -1,142 +1,86 @@
 """``Session``: the one place where a question becomes an answer.
 
 The magics, the upload widget, the side panel and the benchmarks all call it; none re-implements
-a step. A session holds the datasets, the conversation (bounded) and one sandbox.
+a step. A session holds the datasets, the conversation (bounded) and one sandbox. ``ask`` is a
+short loop: build the prompt, stream the LLM's reply, take it through the steps of
+:mod:`dataask_jupyter.attempts`, and send a failure or a misfit back for a bounded number of
+better tries. Questions are serialised; ``cancel()`` or Ctrl-C stops the one in progress.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
+import threading
 import time
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from dataask_jupyter import checks, prompt, readers, results
-from dataask_jupyter import export as _export
+from dataask_jupyter import attempts, checks, prompt, readers
+from dataask_jupyter.answer import Answer, Attempt, Dataset
+from dataask_jupyter.attempts import LLM, Misfit, Ok, RunFailed, Runner, Task
 from dataask_jupyter.config import Ask
 from dataask_jupyter.errors import (
-    CodeExtractionError,
+    CancelledError,
     DataaskError,
     DatasetNotFoundError,
-    LLMError,
-    SandboxError,
+    FileTooLargeError,
 )
-from dataask_jupyter.extract import check_code, extract_code
-from dataask_jupyter.llm import LLMClient
-from dataask_jupyter.sandbox import Sandbox
+from dataask_jupyter.events import Event, EventHandler, EventKind
+from dataask_jupyter.store import ConversationStore, DatasetRecord, TurnRecord
 
+__all__ = ["Answer", "Attempt", "Dataset", "Session"]
 
-@dataclass
-class Dataset:
-    """A table loaded into the session (and sent once to the sandbox)."""
-
-    name: str
-    source: str
-    format: str
-    frame: pd.DataFrame = field(repr=False)
-    sheet: str | None = None
-    sheets: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    encoding: str | None = None
-    delimiter: str | None = None
-    engine: str = ""
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.frame.shape
-
-    @property
-    def columns(self) -> list[str]:
-        return [str(c) for c in self.frame.columns]
-
-    @property
-    def dtypes(self) -> dict[str, str]:
-        return {str(c): str(t) for c, t in self.frame.dtypes.items()}
-
-    def summary(self) -> str:
-        """One line: name, size, where from."""
-        where = f"{self.source}" + (f' sheet "{self.sheet}"' if self.sheet else "")
-        return f"{self.name}: {self.shape[0]:,} rows x {self.shape[1]} columns from {where}"
-
-    def __repr__(self) -> str:
-        return f"Dataset({self.summary()})"
-
-
-@dataclass
-class Attempt:
-    """One try at answering: the code the LLM wrote and, if it failed, why."""
-
-    code: str
-    error: str | None = None
-    reply: str = field(default="", repr=False)
-
-
-@dataclass
-class Answer:
-    """The outcome of one question (also the entry kept in ``Session.history``)."""
-
-    question: str
-    dataset: str | None
-    number: int = 0
-    value: Any = None
-    code: str = ""
-    attempts: list[Attempt] = field(default_factory=list)
-    error: str | None = None
-    stdout: str = ""
-    kind: str = "none"
-    seconds: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def repairs(self) -> int:
-        return max(0, len(self.attempts) - 1)
-
-    @property
-    def summary(self) -> str:
-        """The value (or error) in one line."""
-        return results.summarize(self.value) if self.ok else f"error: {self.error}"
-
-    def export(self, path: str | os.PathLike[str], **options: Any) -> Path:
-        """Write the value to ``path``; the format comes from the suffix (csv, json, xlsx, png)."""
-        if not self.ok:
-            raise _export.ExportError(f"turn {self.number} has no value to export: {self.error}")
-        return _export.export_value(self.value, path, **options)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from dataask_jupyter.render import answer_mimebundle
-
-        return answer_mimebundle(self)
-
-    def __repr__(self) -> str:
-        return f"Answer(#{self.number} {self.question!r} -> {self.summary})"
-
-
-def _no_better(value: Any, first: Any) -> bool:
-    """A retry after a misfit that came back empty when the first result was not."""
-    return checks.is_missing(value) and not checks.is_missing(first)
+CANCELLED = "cancelled"
 
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class _Events:
+    """Hands events to the caller's ``on_event``; a handler that raises never breaks a question."""
+
+    def __init__(self, handler: EventHandler | None) -> None:
+        self.handler = handler
+        self.attempt = 0
+
+    def __call__(self, kind: EventKind, text: str) -> None:
+        if self.handler is None:
+            return
+        try:
+            self.handler(Event(kind, text, self.attempt))
+        except Exception:  # a broken progress view must not cost the answer
+            self.handler = None
+
+
+@dataclass
+class _Best:
+    """The result an answer will show: the accepted one, or a misfit kept in case no try fits."""
+
+    outcome: Ok | Misfit
+
+    @property
+    def value(self) -> Any:
+        return self.outcome.run.value
+
+
 class Session:
     """Datasets, conversation and sandbox for one user (one per kernel in notebooks).
 
     ``Session(exec_timeout=30, llm_model="...")`` overrides any ``Ask`` setting; pass ``config``
-    to share a live ``Ask`` instance (the magics do, so ``%config Ask.x`` takes effect).
+    to share a live ``Ask`` instance (the magics do, so ``%config Ask.x`` takes effect). ``llm``
+    and ``runner`` replace the LLM client and the sandbox (tests pass fakes, the way httpx takes a
+    transport).
     """
 
     def __init__(
@@ -144,6 +88,9 @@ class Session:
         config: Ask | None = None,
         *,
         notify: Callable[[str], None] | None = None,
+        llm: LLM | None = None,
+        runner: Runner | None = None,
+        store: ConversationStore | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = config if config is not None else Ask()
@@ -156,9 +103,125 @@ class Session:
         self.active: str | None = None
         self.history: list[Answer] = []
         self._turns = 0
-        self.llm = LLMClient(self.settings, notify=lambda m: self.notify(m))
-        self.sandbox = Sandbox(self.settings, notify=lambda m: self.notify(m))
-        self._finalizer = weakref.finalize(self, Sandbox.close, self.sandbox)
+        self._profiles = prompt.Profiles()
+        self._lock = threading.RLock()
+        self._cancel = threading.Event()
+        self._busy = False
+        self._upload_dir: Path | None = None
+        if llm is None:
+            from dataask_jupyter.llm import LLMClient
+
+            llm = LLMClient(self.settings, notify=lambda m: self.notify(m))
+        self.llm: LLM = llm
+        if runner is None:
+            from dataask_jupyter.sandbox import Sandbox
+
+            runner = Sandbox(self.settings, notify=lambda m: self.notify(m))
+        self.sandbox: Runner = runner
+        self._finalizer = weakref.finalize(self, _close_runner, runner)
+        self.store = store
+        self.pending: dict[str, DatasetRecord] = {}  # restored datasets, reloaded when needed
+        self._store_failed = False
+        if store is not None:
+            self._restore(store)
+
+    # --- what is kept across kernel restarts -----------------------------------------------
+    def _restore(self, store: ConversationStore) -> None:
+        """Bring back the stored conversation; datasets are reloaded from their files lazily."""
+        try:
+            turns = store.turns()
+            records = store.datasets()
+        except DataaskError as exc:
+            self.notify(f"dataask: the stored conversation could not be read ({exc})")
+            return
+        self.history = [Answer(**t.answer_fields()) for t in turns][
+            -max(1, self.settings.max_history) :
+        ]
+        self._turns = max((t.number for t in turns), default=0)
+        self.pending = {r.name: r for r in records}
+        self.active = next((r.name for r in records if r.active), None) or (
+            records[-1].name if records else None
+        )
+        if self.history and self.history[-1].ok:
+            with contextlib.suppress(DataaskError):
+                self.sandbox.set_prev(self.history[-1].value)
+
+    def _save(self, what: str, write: Callable[[ConversationStore], None]) -> None:
+        """Write to the store; a failure is one notice (the session goes on in memory)."""
+        if self.store is None:
+            return
+        try:
+            write(self.store)
+            self._store_failed = False
+        except DataaskError as exc:
+            if not self._store_failed:
+                self.notify(f"dataask: could not save {what} ({exc}); it is kept in memory")
+            self._store_failed = True
+
+    def _save_dataset(self, ds: Dataset) -> None:
+        self._save(
+            "the dataset",
+            lambda st: st.put_dataset(
+                DatasetRecord.from_dataset(ds, active=ds.name == self.active)
+            ),
+        )
+
+    def _reload_pending(self, needed: str | None) -> None:
+        """Read again the datasets of an earlier kernel, at the first need. A file that is gone
+        is an error when its dataset is the one needed, a notice otherwise."""
+        active = self.active
+        failures: dict[str, DataaskError] = {}
+        for name, rec in list(self.pending.items()):
+            del self.pending[name]
+            try:
+                changed = rec.reload_check()
+                ds = self.load(**rec.load_args())
+            except DataaskError as exc:
+                failures[name] = exc
+                self._forget_dataset(name)
+                continue
+            ds.notes.insert(0, changed or f"reloaded from {rec.source} after a kernel restart")
+        self.active = active if active in self.datasets else next(reversed(self.datasets), None)
+        if self.active is not None:
+            self._save_dataset(self.datasets[self.active])
+        want = needed or active
+        if want in failures:
+            raise failures.pop(want)
+        for failure in failures.values():
+            self.notify(f"dataask: {failure}")
+
+    def _forget_dataset(self, name: str) -> None:
+        self._save("", lambda st: st.drop_dataset(name))
+
+    def forget(self) -> None:
+        """Delete everything stored for this notebook (conversation, datasets, uploads) and
+        start a new conversation; datasets loaded now stay loaded until the kernel ends."""
+        with self._lock:
+            self._save("", lambda st: st.forget())
+            self.pending.clear()
+            self.history.clear()
+            self.sandbox.reset()
+
+    def upload(
+        self, filename: str, data: bytes, *, name: str | None = None, sheet: str | int | None = None
+    ) -> Dataset:
+        """Load an uploaded file (its bytes): kept in the upload store (so it survives a kernel
+        restart) or, without a store, in a private temporary folder."""
+        cap = self.settings.max_upload_bytes
+        if len(data) > cap:
+            raise FileTooLargeError(
+                f"{Path(filename).name} is {len(data) / 1e6:,.1f} MB, over the "
+                f"{cap / 1e6:,.0f} MB upload limit (Ask.max_upload_bytes)"
+            )
+        if self.store is not None:
+            path = self.store.keep_upload(filename, data)
+        else:
+            if self._upload_dir is None:
+                self._upload_dir = Path(tempfile.mkdtemp(prefix="dataask-upload-"))
+                weakref.finalize(self, shutil.rmtree, self._upload_dir, True)
+            path = self._upload_dir / (Path(filename).name or "upload")
+            path.write_bytes(data)
+        return self.load(path, name=name or _name_from_path(Path(filename)), sheet=sheet)
 
     # --- datasets -------------------------------------------------------------------------
     def load(
@@ -166,23 +229,29 @@ class Session:
         source: str | os.PathLike[str] | pd.DataFrame,
         name: str | None = None,
         sheet: str | int | None = None,
+        *,
+        header_row: int | None = None,
+        range: str | None = None,
     ) -> Dataset:
-        """Read a CSV/XLS/XLSX/parquet file (or take a DataFrame) and make it the active dataset."""
+        """Read a CSV/XLS/XLSX/ODS/parquet file (or take a DataFrame); make it the active dataset.
+
+        ``header_row`` (1-based, as Excel numbers rows) and ``range`` ("A5:E9") override the
+        reader's layout detection; every decision the reader takes is listed in ``notes``.
+        """
+        options = {k: v for k, v in (("header_row", header_row), ("range", range)) if v is not None}
         res = readers.read_table(
             source,
             sheet=sheet,
             max_bytes=self.settings.max_file_bytes,
             max_uncompressed_bytes=self.settings.max_uncompressed_bytes,
+            **options,
         )
         if isinstance(source, pd.DataFrame):
-            label = "a DataFrame"
-            default = "df"
+            label, default = "a DataFrame", "df"
         else:
-            label = str(source)
-            default = _name_from_path(Path(source))
-        name = _clean_name(name or default)
+            label, default = str(source), _name_from_path(Path(source))
         ds = Dataset(
-            name=name,
+            name=_clean_name(name or default),
             source=label,
             format=res.format,
             frame=res.frame,
@@ -192,25 +261,43 @@ class Session:
             encoding=res.encoding,
             delimiter=res.delimiter,
             engine=res.engine,
+            options=options,
         )
-        self.sandbox.load(name, res.frame)
-        self.datasets[name] = ds
-        self.active = name
+        with self._lock:
+            self.sandbox.load(ds.name, ds.frame)
+            self._profiles.forget(ds.name)
+            self.pending.pop(ds.name, None)
+            self.datasets[ds.name] = ds
+            self.active = ds.name
+            self._save_dataset(ds)
         return ds
 
     def use(self, name: str) -> Dataset:
         """Make ``name`` the active dataset."""
-        self.active = self._dataset(name).name
-        return self.datasets[self.active]
+        with self._lock:
+            ds = self._dataset(name)
+            self.active = ds.name
+            self._save_dataset(ds)
+            return ds
 
     def drop(self, name: str) -> None:
-        self._dataset(name)
-        del self.datasets[name]
-        self.sandbox.drop(name)
-        if self.active == name:
-            self.active = next(reversed(self.datasets), None) if self.datasets else None
+        """Forget dataset ``name`` (here and in the sandbox)."""
+        with self._lock:
+            if name in self.pending:
+                del self.pending[name]
+                self._forget_dataset(name)
+                return
+            self._dataset(name)
+            del self.datasets[name]
+            self._profiles.forget(name)
+            self.sandbox.drop(name)
+            self._forget_dataset(name)
+            if self.active == name:
+                self.active = next(reversed(self.datasets), None) if self.datasets else None
 
     def _dataset(self, name: str | None) -> Dataset:
+        if self.pending and (name is None or name not in self.datasets):
+            self._reload_pending(name)
         if name is None:
             if self.active is None:
                 raise DatasetNotFoundError(
@@ -223,104 +310,174 @@ class Session:
         return self.datasets[name]
 
     # --- questions ------------------------------------------------------------------------
-    def ask(self, question: str, dataset: str | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        dataset: str | None = None,
+        *,
+        on_event: EventHandler | None = None,
+    ) -> Answer:
         """Answer ``question`` about the active dataset (or ``dataset``), repairing on errors.
 
-        Failures of the LLM, the code or the sandbox come back as ``Answer.error``; the session
-        and its history go on.
+        ``on_event`` gets a :class:`dataask.Event` at each stage, for each streamed piece of the
+        reply, for the code about to run, for each failed try and for the answer. Failures of the
+        LLM, the code or the sandbox, and cancellation, come back as ``Answer.error``; the session
+        and its history go on. Questions from several threads are answered one at a time.
         """
         question = question.strip()
         if not question:
             raise DataaskError("the question is empty")
-        ds = self._dataset(dataset)
-        self._turns += 1
-        answer = Answer(question=question, dataset=ds.name, number=self._turns)
-        started = time.perf_counter()
+        events = _Events(on_event)
+        with self._serialised(events):
+            ds = self._dataset(dataset)
+            self._turns += 1
+            answer = Answer(question=question, dataset=ds.name, number=self._turns)
+            started = time.perf_counter()
+            self._cancel.clear()
+            try:
+                self._answer(answer, ds, events)
+            except (CancelledError, KeyboardInterrupt):
+                answer.cancelled, answer.error = True, CANCELLED
+            except DataaskError as exc:
+                answer.error = str(exc)
+            except Exception as exc:  # a bug of ours must not cost the session
+                answer.error = f"internal error ({type(exc).__name__}: {exc}); please report it"
+            answer.seconds = time.perf_counter() - started
+            self._remember(answer)
+        events("answer", answer.summary)
+        return answer
+
+    def cancel(self) -> None:
+        """Stop the question in progress (from any thread); a no-op when none is."""
+        if self._busy:
+            self._cancel.set()
+
+    @contextmanager
+    def _serialised(self, events: _Events) -> Iterator[None]:
+        if not self._lock.acquire(blocking=False):
+            events("stage", "waiting for the question in progress")
+            self._lock.acquire()
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+            self._lock.release()
+
+    def _answer(self, answer: Answer, ds: Dataset, events: _Events) -> None:
         s = self.settings
-        frames = {n: d.frame for n, d in self.datasets.items()}
-        past = [prompt.PastTurn(t.question, t.code, t.summary) for t in self.history if t.code]
-        expectation = checks.expect(question)
-        messages = prompt.build_messages(
-            frames,
+        task = Task(
+            question=answer.question,
+            dataset=ds.name,
+            frame=ds.frame,
+            expectation=checks.expect(answer.question),
+            checks=checks.enabled_checks(s.result_checks),
+            static_checks=s.static_checks,
+        )
+        messages = self._messages(ds, task)
+        prev = self.sandbox.prev  # what every try at this question builds on
+        best: _Best | None = None
+        why = ""
+        for number in range(1, 2 + max(0, s.max_repairs)):
+            events.attempt = number
+            events("stage", "writing code" if number == 1 else f"repairing: {why}")
+            tried = Attempt(code="")
+            try:
+                reply = self.llm.complete(
+                    messages, on_token=lambda t: events("token", t), cancel=self._cancel
+                )
+                answer.attempts.append(tried)
+                tried.reply = reply.text
+                answer.prompt_tokens += reply.prompt_tokens
+                answer.completion_tokens += reply.completion_tokens
+                answer.llm_seconds += reply.seconds
+                if reply.cached_tokens is not None:
+                    answer.cached_tokens = (answer.cached_tokens or 0) + reply.cached_tokens
+                if answer.first_token_seconds is None:
+                    answer.first_token_seconds = reply.first_token_seconds
+                outcome = attempts.attempt(
+                    reply.text,
+                    task,
+                    self.sandbox,
+                    recheck=best is None and number <= s.max_repairs,
+                    emit=events,
+                    cancel=self._cancel,
+                )
+            except CancelledError:
+                raise
+            except DataaskError as exc:  # the LLM or the sandbox failed: no better try follows
+                tried.error = answer.error = str(exc)
+                events("error", answer.error)
+                break
+            tried.code, tried.outcome, tried.error = outcome.code, outcome.name, outcome.error
+            if isinstance(outcome, Ok | Misfit):
+                tried.value = outcome.run.value
+            answer.code = outcome.code or answer.code
+            if isinstance(outcome, Ok):
+                if best is None or not _no_better(outcome.run.value, best.value):
+                    best = _Best(outcome)
+                break
+            events("error", outcome.error)
+            answer.error = outcome.error
+            if isinstance(outcome, Misfit):
+                tried.check = outcome.check
+                best = best or _Best(outcome)
+                self.sandbox.set_prev(prev)  # the next try builds on the same `prev`
+            if isinstance(outcome, RunFailed):
+                answer.stdout = outcome.run.stdout
+                if outcome.fatal or (outcome.timed_out and not s.repair_timeouts):
+                    break
+            why = _first_line(outcome.error)
+            messages += outcome.follow_up(reply.text)
+        if best is not None:
+            chosen = best.outcome
+            answer.value, answer.kind = chosen.run.value, chosen.run.kind
+            answer.code, answer.notes, answer.stdout = chosen.code, chosen.notes, chosen.run.stdout
+            answer.error = None
+            if isinstance(chosen, Misfit):
+                self.sandbox.set_prev(chosen.run.value)
+
+    def _messages(self, ds: Dataset, task: Task) -> list[dict[str, str]]:
+        s = self.settings
+        hints = bool(task.checks)
+        past = [
+            prompt.PastTurn(
+                t.question, t.code, t.summary, checks.expect(t.question).hint() if hints else None
+            )
+            for t in self.history
+            if t.code
+        ]
+        return prompt.build_messages(
+            {n: d.frame for n, d in self.datasets.items()},
             ds.name,
-            question,
+            task.question,
             past,
             history_turns=s.history_turns,
             max_columns=s.profile_max_columns,
             max_chars=s.profile_max_chars,
-            hint=expectation.hint() if s.result_checks else None,
+            hint=task.expectation.hint() if task.checks else None,
+            notes={n: d.notes for n, d in self.datasets.items()},
+            values=s.send_samples,
+            profiles=self._profiles,
         )
-        kept: tuple[Any, str, str, list[str]] | None = None  # a result that ran but did not fit
-        prev = self.sandbox.prev  # what every attempt at this question builds on
-        for _ in range(1 + max(0, s.max_repairs)):
-            try:
-                reply = self.llm.complete(messages)
-            except LLMError as exc:
-                answer.error = str(exc)
-                break
-            answer.prompt_tokens += reply.prompt_tokens
-            answer.completion_tokens += reply.completion_tokens
-            attempt = Attempt(code="", reply=reply.text)
-            answer.attempts.append(attempt)
-            try:
-                extracted = extract_code(reply.text)
-            except CodeExtractionError as exc:
-                attempt.error = str(exc)
-                answer.error = f"the LLM's reply had no usable code: {exc}"
-                messages += [
-                    {"role": "assistant", "content": reply.text},
-                    {"role": "user", "content": prompt.REPAIR.format(error=str(exc))},
-                ]
-                continue
-            attempt.code = answer.code = extracted.code
-            problems = check_code(extracted.code) if s.static_checks else []
-            if problems:
-                attempt.error = "refused before running: " + "; ".join(problems)
-                answer.error = attempt.error
-                messages += prompt.repair_messages(extracted.code, attempt.error)
-                continue
-            try:
-                outcome = self.sandbox.run(extracted.code, ds.name)
-            except SandboxError as exc:
-                attempt.error = answer.error = str(exc)
-                break
-            answer.stdout = outcome.stdout
-            if outcome.ok:
-                answer.value, answer.kind, answer.error = outcome.value, outcome.kind, None
-                answer.notes = list(extracted.notes)
-                misfit = None
-                if kept is None and len(answer.attempts) <= s.max_repairs:
-                    if s.result_checks:
-                        misfit = checks.feedback(
-                            question, outcome.value, extracted.code, ds.frame, expectation
-                        )
-                    elif outcome.value is None:
-                        misfit = checks.NONE_RESULT
-                if misfit is None:
-                    break
-                # Runs, but does not fit the question (None, empty, wrong shape): say so once;
-                # if the retry fails or does no better, this result stands.
-                attempt.error = misfit
-                kept = (outcome.value, outcome.kind, extracted.code, list(extracted.notes))
-                self.sandbox.set_prev(prev)  # the retry builds on the same `prev`
-                messages += prompt.repair_messages(extracted.code, misfit, checked=True)
-                continue
-            detail = outcome.error or "unknown error"
-            attempt.error = answer.error = detail
-            feedback = detail + (f"\n{outcome.traceback}" if outcome.traceback else "")
-            hint = checks.error_hint(feedback, extracted.code, ds.frame)
-            if hint:
-                feedback += "\n" + hint
-            messages += prompt.repair_messages(extracted.code, feedback)
-        if kept is not None and (answer.error is not None or _no_better(answer.value, kept[0])):
-            answer.value, answer.kind, answer.code, answer.notes = kept
-            answer.error = None
-            self.sandbox.set_prev(answer.value)
-        answer.seconds = time.perf_counter() - started
-        self._remember(answer)
-        return answer
+
+    def prompt_preview(
+        self, question: str = "<your question>", dataset: str | None = None
+    ) -> list[dict[str, str]]:
+        """Exactly the messages the next question would send to the LLM (nothing is sent)."""
+        with self._lock:
+            ds = self._dataset(dataset)
+            task = Task(
+                question=question.strip() or "<your question>",
+                dataset=ds.name,
+                frame=ds.frame,
+                expectation=checks.expect(question),
+                checks=checks.enabled_checks(self.settings.result_checks),
+            )
+            return self._messages(ds, task)
 
     def _remember(self, answer: Answer) -> None:
+        self._save("the question", lambda st: st.add_turn(TurnRecord.from_answer(answer)))
         self.history.append(answer)
         overflow = len(self.history) - max(1, self.settings.max_history)
         if overflow > 0:
@@ -340,27 +497,60 @@ class Session:
         )
 
     def export(self, path: str | os.PathLike[str], turn: int | None = None, **options: Any) -> Path:
-        """Export the value of ``turn`` (default: the last answer) to ``path``."""
+        """Export the value of ``turn`` (default: the last answer) to ``path`` (.csv, .json,
+        .xlsx, .png), or the whole conversation as plain pandas code (.ipynb, .py) that runs
+        without dataask or any LLM."""
+        if Path(path).suffix.lower() in (".ipynb", ".py"):
+            from dataask_jupyter import reproduce
+
+            with self._lock:
+                turns = [TurnRecord.from_answer(a) for a in self.history]
+                records = [
+                    DatasetRecord.from_dataset(d, active=n == self.active)
+                    for n, d in self.datasets.items()
+                ] + list(self.pending.values())
+                frames = {n: d.frame for n, d in self.datasets.items()}
+            return reproduce.write_conversation(path, turns, records, frames=frames)
         options.setdefault("formula_guard", self.settings.formula_guard)
         return self.turn(turn).export(path, **options)
 
     def reset(self) -> None:
-        """Forget the conversation (datasets stay loaded)."""
-        self.history.clear()
-        self.sandbox.reset()
+        """Start a new conversation (datasets stay loaded)."""
+        with self._lock:
+            self._save("", lambda st: st.new_conversation())
+            self.history.clear()
+            self.sandbox.reset()
 
     def sandbox_info(self) -> dict[str, Any]:
         return self.sandbox.info()
 
     def close(self) -> None:
         """Stop the sandbox; the session can be used again (it restarts lazily)."""
-        self.sandbox.close()
+        _close_runner(self.sandbox)
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_runner(runner: Runner) -> None:
+    with contextlib.suppress(Exception):  # closing never raises past the API
+        runner.close()
+
+
+def _no_better(value: Any, first: Any) -> bool:
+    """A retry after a misfit that came back empty when the first result was not."""
+    return checks.is_missing(value) and not checks.is_missing(first)
+
+
+def _first_line(text: str | None, limit: int = 120) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else "it failed"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _name_from_path(path: Path) -> str:

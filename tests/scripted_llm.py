@@ -39,6 +39,8 @@ class Rule:
 class Fault:
     status: int = 0  # HTTP status to return, 0 = none
     delay: float = 0.0
+    cut: bool = False  # a streamed reply stops half way (connection closed, no [DONE])
+    malformed: bool = False  # HTTP 200 with a body that is not JSON
 
 
 @dataclass
@@ -63,6 +65,16 @@ class ScriptedLLM:
     def delay(self, seconds: float, times: int = 1) -> None:
         for _ in range(times):
             self.faults.append(Fault(delay=seconds))
+
+    def cut_stream(self, times: int = 1) -> None:
+        """The next streamed replies stop half way, as a dropped connection does."""
+        for _ in range(times):
+            self.faults.append(Fault(cut=True))
+
+    def malformed(self, times: int = 1) -> None:
+        """The next replies are HTTP 200 with a body that is not JSON."""
+        for _ in range(times):
+            self.faults.append(Fault(malformed=True))
 
     def clear(self) -> None:
         with self.lock:
@@ -139,6 +151,22 @@ class ScriptedLLM:
                     return
                 text = owner.reply_for(body.get("messages", []))
                 prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
+                usage = {
+                    "prompt_tokens": prompt_chars // 4,
+                    "completion_tokens": len(text) // 4,
+                    "total_tokens": prompt_chars // 4 + len(text) // 4,
+                }
+                if fault and fault.malformed:
+                    data = b'{"id": "chatcmpl-scripted", "choices": [{"mess'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                if body.get("stream"):
+                    self._stream(body, text, usage, cut=bool(fault and fault.cut))
+                    return
                 self._send(
                     200,
                     {
@@ -153,13 +181,44 @@ class ScriptedLLM:
                                 "message": {"role": "assistant", "content": text},
                             }
                         ],
-                        "usage": {
-                            "prompt_tokens": prompt_chars // 4,
-                            "completion_tokens": len(text) // 4,
-                            "total_tokens": prompt_chars // 4 + len(text) // 4,
-                        },
+                        "usage": usage,
                     },
                 )
+
+            def _stream(
+                self, body: dict[str, Any], text: str, usage: dict[str, int], *, cut: bool
+            ) -> None:
+                """Server-sent events as the OpenAI API streams them, a few characters a chunk."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                base = {
+                    "id": "chatcmpl-scripted",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": body.get("model", "scripted"),
+                }
+                pieces = [text[i : i + 8] for i in range(0, len(text), 8)] or [""]
+                if cut:
+                    pieces = pieces[: max(1, len(pieces) // 2)]
+                for i, piece in enumerate(pieces):
+                    delta = {"content": piece, **({"role": "assistant"} if i == 0 else {})}
+                    choice = {"index": 0, "delta": delta, "finish_reason": None}
+                    self._event({**base, "choices": [choice]})
+                if cut:
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                end = {"index": 0, "delta": {}, "finish_reason": "stop"}
+                self._event({**base, "choices": [end]})
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    self._event({**base, "choices": [], "usage": usage})
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+            def _event(self, chunk: dict[str, Any]) -> None:
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
 
         self.server = _QuietServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True

@@ -164,13 +164,12 @@ def test_silent_server_is_a_sandbox_error_and_torn_down() -> None:
 
 
 def test_session_load_on_a_silent_sandbox(settings_kwargs: dict[str, Any]) -> None:
-    s = dataask.Session(**settings_kwargs, start_timeout=1.0)
-    backend = ScriptedServer(silent)
-    s.sandbox = Sandbox(s.settings, backend=backend)
+    settings = Ask(**settings_kwargs, start_timeout=1.0)
+    s = dataask.Session(settings, runner=Sandbox(settings, backend=ScriptedServer(silent)))
     with pytest.raises(DataaskError, match="did not greet"):
         s.load(FRAME, name="t")
-    assert not s.sandbox.running
-    s.settings.start_timeout = 60.0  # the real local backend from here on
+    assert not s.sandbox_info()["running"]
+    settings.start_timeout = 60.0  # the real local backend from here on
     s.load(FRAME, name="t")  # the next call restarts it
     assert s.sandbox.run("result = len(df)", "t").value == 3
     s.close()

@@ -1,0 +1,425 @@
+"""The named result checks: does a result fit the question? If not, feedback for the LLM.
+
+Each check reads the question's wording (never the data's answer), the result's shape and the
+code; the first enabled check that fires is sent back once.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import numbers
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dataask_jupyter.checks.hints import norm, value_hints
+from dataask_jupyter.checks.wording import (
+    CHART,
+    NUMBER_WORDS,
+    NUMERIC_LABEL,
+    Expectation,
+    expect,
+)
+from dataask_jupyter.errors import DataaskError
+
+_FIGURES = ("Figure", "FigureWidget", "PngImage")
+
+NONE_RESULT = (
+    "`result` is None: the code probably assigned the return value of .show(), print() or an "
+    "in-place method. Assign the answer itself (for a chart, the figure object)."
+)
+
+
+def is_missing(value: Any) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(float(value))
+    if isinstance(value, pd.DataFrame):
+        return value.empty or bool(value.isna().all().all())
+    if isinstance(value, pd.Series):
+        return value.empty or bool(value.isna().all())
+    if isinstance(value, list | tuple):
+        return len(value) == 0 or all(is_missing(v) for v in value)
+    return False
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, str):  # "6620": a number the code turned into text
+        return bool(re.fullmatch(r"\s*-?\d[\d,]*(\.\d+)?\s*", value))
+    return isinstance(value, numbers.Number) and not _is_bool(value)
+
+
+def _uses_data(code: str) -> bool:
+    """Whether the code reads any dataset (df, dfs, prev) at all."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return True
+    return any(isinstance(n, ast.Name) and n.id in ("df", "dfs", "prev") for n in ast.walk(tree))
+
+
+def _length(value: Any) -> int | None:
+    """How many answers a value holds (rows of a table), or None for a scalar."""
+    if isinstance(value, pd.DataFrame | pd.Series | list | tuple):
+        return len(value)
+    return None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, pd.DataFrame):
+        return f"a table of {len(value)} rows x {value.shape[1]} columns"
+    if isinstance(value, pd.Series):
+        head = ", ".join(repr(v) for v in value.head(3).tolist())
+        return f"a column of {len(value)} values ({head}{', ...' if len(value) > 3 else ''})"
+    if isinstance(value, list | tuple):
+        head = ", ".join(repr(v) for v in list(value)[:3])
+        return f"a list of {len(value)} values ([{head}{', ...' if len(value) > 3 else ''}])"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a result check looks at: the question, the value, the code and the dataset."""
+
+    question: str
+    value: Any
+    code: str
+    frame: pd.DataFrame | None
+    expectation: Expectation
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """A named check that fired, and its feedback for the LLM."""
+
+    check: str
+    text: str
+
+
+def _check_none(r: Result) -> str | None:
+    return NONE_RESULT if r.value is None else None
+
+
+def _check_chart(r: Result) -> str | None:
+    if CHART.search(r.question) and type(r.value).__name__ not in _FIGURES:
+        return (
+            f"The question asks for a chart, but the result is {_describe(r.value)}. Assign a "
+            "plotly figure to `result`, e.g. result = px.line(prev, x=..., y=...)."
+        )
+    return None
+
+
+def _check_computed(r: Result) -> str | None:
+    if r.code and r.frame is not None and not _uses_data(r.code):
+        return (
+            "The code never reads df: it states an answer instead of computing it. "
+            "Compute the answer from df."
+        )
+    return None
+
+
+def _check_empty(r: Result) -> str | None:
+    if not is_missing(r.value):
+        return None
+    text = (
+        f"The result is empty or missing ({_describe(r.value)}): a filter in the code probably "
+        "matched no rows, or compared against a value the column does not hold."
+    )
+    hints = value_hints(r.code, r.frame) if r.frame is not None else []
+    if hints:
+        text += " " + " ".join(hints)
+    return text + " Fix the code so it finds the rows the question means."
+
+
+def _check_yes_no(r: Result) -> str | None:
+    if r.expectation.kind != "boolean" or _is_bool(r.value):
+        return None
+    value = r.value
+    if isinstance(value, pd.Series | np.ndarray | list | tuple) and _all_bools(value):
+        return (
+            f"The question asks yes or no, but the result is {_describe(value)}, one per "
+            "row. Reduce it to one True/False with .any() or .all()."
+        )
+    return (
+        f"The question asks yes or no, but the result is {_describe(value)}. "
+        "Assign one True/False to `result` (a comparison, .any() or .all())."
+    )
+
+
+def _check_row_labels(r: Result) -> str | None:
+    rows = _row_labels(r.value, r.code, r.frame)
+    if not rows:
+        return None
+    return (
+        f"The result holds row numbers of df ({rows}), not values from the table: "
+        ".index / .idxmax() of a column give row labels. Take the column you need from "
+        'those rows, e.g. df.loc[df["X"].idxmax(), "Name"] or '
+        'df.nlargest(3, "X")["Name"].tolist().'
+    )
+
+
+def _check_label(r: Result) -> str | None:
+    if r.expectation.kind == "label" and _is_number(r.value) and not _numeric_label(r.question):
+        return (
+            f"The question asks which/who (a name or label), but the result is the number "
+            f"{_describe(r.value)}. Return the label of the matching row or group, e.g. "
+            'df.loc[df["X"].idxmax(), "Name"] or series.idxmax(), not the measured value.'
+        )
+    return None
+
+
+def _check_direction(r: Result) -> str | None:
+    return _wrong_direction(r.question, r.code)
+
+
+def _check_names(r: Result) -> str | None:
+    names = _names_expected(r.question, r.expectation, r.value, r.frame)
+    if not names:
+        return None
+    return (
+        f'The question asks for {names[0]} (column "{names[1]}" holds them), but the result '
+        f'is {_describe(r.value)}. Return values of df["{names[1]}"] for the rows meant.'
+    )
+
+
+def _check_second(r: Result) -> str | None:
+    if _SECOND.search(r.question) and not _SECOND_CODE.search(r.code) and _length(r.value) is None:
+        return (
+            "The question asks for the second one, but the code takes the top one. Take the "
+            'second with e.g. df.nlargest(2, "X").iloc[1]["Name"] or '
+            "series.sort_values(ascending=False).index[1]."
+        )
+    return None
+
+
+def _check_count(r: Result) -> str | None:
+    exp = r.expectation
+    if exp.kind != "list" or exp.count is None:
+        return None
+    n = _length(r.value)
+    have = 1 if n is None else n
+    if have == exp.count or (exp.at_most and 0 < have <= exp.count):
+        return None
+    return (
+        f"The question asks for {exp.count} values, but the result is {_describe(r.value)}. "
+        f"For the top or bottom {exp.count} rows by a column use "
+        f'df.nlargest({exp.count}, "X")["Y"].tolist() or df.nsmallest(...); '
+        "do not filter on the single maximum or minimum first."
+    )
+
+
+# The result checks by name, in the order they are tried; the first that fires is sent back.
+# `Ask.result_checks` switches them all (True / False) or names the ones to use.
+CHECKS: dict[str, Callable[[Result], str | None]] = {
+    "none": _check_none,
+    "chart": _check_chart,
+    "computed": _check_computed,
+    "empty": _check_empty,
+    "yes_no": _check_yes_no,
+    "row_labels": _check_row_labels,
+    "label": _check_label,
+    "direction": _check_direction,
+    "names": _check_names,
+    "second": _check_second,
+    "count": _check_count,
+}
+
+
+def enabled_checks(setting: bool | Sequence[str]) -> tuple[str, ...]:
+    """The check names a ``result_checks`` setting turns on (unknown names: DataaskError)."""
+    if setting is True:
+        return tuple(CHECKS)
+    if setting is False:
+        return ()
+    names = tuple(str(n) for n in setting)
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise DataaskError(
+            f"unknown result check(s) {', '.join(map(repr, unknown))} in Ask.result_checks; "
+            f"known: {', '.join(CHECKS)}"
+        )
+    return tuple(n for n in CHECKS if n in names)
+
+
+def misfit(
+    question: str,
+    value: Any,
+    code: str,
+    frame: pd.DataFrame | None = None,
+    expectation: Expectation | None = None,
+    *,
+    checks: Sequence[str] | None = None,
+) -> Misfit | None:
+    """The first enabled check (all by default) that finds ``value`` does not fit ``question``."""
+    result = Result(
+        question, value, code, frame, expectation if expectation is not None else expect(question)
+    )
+    for name in CHECKS if checks is None else checks:
+        text = CHECKS[name](result)
+        if text:
+            return Misfit(name, text)
+    return None
+
+
+def feedback(
+    question: str,
+    value: Any,
+    code: str,
+    frame: pd.DataFrame | None = None,
+    expectation: Expectation | None = None,
+) -> str | None:
+    """Why ``value`` does not fit ``question`` (one short paragraph for the LLM), or None."""
+    found = misfit(question, value, code, frame, expectation)
+    return found.text if found else None
+
+
+_SECOND = re.compile(r"\b(?:second|2nd)\b(?![- ]*(?:half|hand|time|s\b))", re.I)
+_SECOND_CODE = re.compile(
+    r"\[\s*(?:1|-2)\s*\]|\biloc\[\s*(?:1|-2)\b|\b(?:nlargest|nsmallest|head|tail)\(\s*2\b|"
+    r"\[\s*1\s*:|\bsecond\b|\bdrop\(",
+    re.I,
+)
+_AGGREGATING = re.compile(
+    r"\b(?:groupby|value_counts|set_index|pivot|pivot_table|crosstab|unique|mode|"
+    r"reset_index|index\.name|columns)\b"
+)
+_INDEX_END = re.compile(
+    r"(?:\.index(?:\.(?:tolist|to_list)\(\)|\.values|\[[^\]]*\])?|\.idx(?:max|min)\(\))"
+    r"(?:\.(?:tolist|to_list)\(\))?\s*$"
+)
+
+
+_LOW = re.compile(r"\b(?:lowest|smallest|least|fewest|cheapest|minimum|bottom|youngest|"
+                  r"shortest|worst)\b", re.I)  # fmt: skip
+_HIGH = re.compile(r"\b(?:highest|largest|most|greatest|biggest|maximum|top|best|oldest|"
+                   r"longest|priciest|expensive)\b", re.I)  # fmt: skip
+_TAKES_HIGH = re.compile(r"\.nlargest\(|\.idxmax\(|ascending\s*=\s*False")
+_TAKES_LOW = re.compile(r"\.nsmallest\(|\.idxmin\(|ascending\s*=\s*True")
+_ENTITY_AFTER = re.compile(
+    r"^(?:list|name|which|who|what are)\b(?:\s+(?:all|the|of|top|first|last|\d+|"
+    + "|".join(NUMBER_WORDS)
+    + r"|different|unique|distinct))*\s+([a-z][\w-]*)",
+    re.I,
+)
+
+
+_RANK_HIGH = re.compile(
+    r"""\[\s*["'][^"']*rank[^"']*["']\s*\]\s*\.(?:idxmax|nlargest)\(|"""
+    r"""nlargest\(\s*\w+\s*,\s*["'][^"']*rank[^"']*["']""",
+    re.I,
+)
+_ANY_WORDS = re.compile(r"\b(?:any|anyone|anybody|anything|is there|are there)\b", re.I)
+_ALL_WORDS = re.compile(r"\b(?:all|every|each|everyone|always|none|no one)\b", re.I)
+
+
+def _wrong_direction(question: str, code: str) -> str | None:
+    """Feedback when the question asks for the lowest and the code takes the largest (or back)."""
+    if _RANK_HIGH.search(code) and re.search(r"\b(?:top|best|first|highest)\b", question, re.I):
+        return (
+            "A rank of 1 is the top: the best-ranked rows have the smallest rank. Use "
+            "idxmin / nsmallest / an ascending sort on the rank column."
+        )
+    if (
+        _ANY_WORDS.search(question)
+        and not _ALL_WORDS.search(question)
+        and re.search(r"\.all\(\)\s*\)?\s*$", _result_expression(code) or "")
+    ):
+        return "The question asks whether any row matches: use .any(), not .all()."
+    if re.search(r"""["'][^"']*rank[^"']*["']""", code, re.I):
+        return None  # on a rank, the top is the smallest: directions do not apply
+    low, high = bool(_LOW.search(question)), bool(_HIGH.search(question))
+    takes_high, takes_low = bool(_TAKES_HIGH.search(code)), bool(_TAKES_LOW.search(code))
+    if low and not high and takes_high and not takes_low:
+        return (
+            "The question asks for the lowest/smallest, but the code takes the largest "
+            "(nlargest, idxmax or a descending sort). Use nsmallest / idxmin / an ascending sort."
+        )
+    if high and not low and takes_low and not takes_high:
+        return (
+            "The question asks for the highest/largest, but the code takes the smallest "
+            "(nsmallest, idxmin or an ascending sort). Use nlargest / idxmax / a descending sort."
+        )
+    return None
+
+
+def _names_expected(
+    question: str, exp: Expectation, value: Any, frame: pd.DataFrame | None
+) -> tuple[str, str] | None:
+    """(noun, column) when a list/which question names a text column's things but got numbers."""
+    if frame is None or exp.kind not in ("list", "label"):
+        return None
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items or not all(_is_number(v) for v in items):
+        return None
+    m = _ENTITY_AFTER.search(" ".join(question.split()))
+    if not m:
+        return None
+    noun = m.group(1).lower()
+    stems = {
+        noun,
+        noun[:-1] if noun.endswith("s") else noun,
+        noun[:-2] if noun.endswith("es") else noun,
+    }
+    for c in frame.columns:
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col):
+            continue
+        if norm(str(c)) in {norm(x) for x in stems}:
+            held = set(col.dropna().astype(str).iloc[:200_000])
+            if all(str(v) in held for v in items):  # IDs that look like numbers
+                return None
+            return noun, str(c)
+    return None
+
+
+def _numeric_label(question: str) -> bool:
+    """Whether a "which ..." question asks for something a number names ("which year")."""
+    m = re.search(r"\b(?:which|what)\s+(\w+)(?:\s+(\w+))?", question, re.I)
+    if not m:
+        return False
+    return any(w and NUMERIC_LABEL.fullmatch(w) for w in m.groups())
+
+
+def _row_labels(value: Any, code: str, frame: pd.DataFrame | None) -> str | None:
+    """The row labels a result holds when the code returned df's index instead of values."""
+    if frame is None or not isinstance(frame.index, pd.RangeIndex):
+        return None
+    expr = _result_expression(code)
+    if not expr or _AGGREGATING.search(expr) or not _INDEX_END.search(expr):
+        return None
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items or not all(isinstance(v, numbers.Integral) and not _is_bool(v) for v in items):
+        return None
+    if not all(0 <= int(v) < len(frame) for v in items):
+        return None
+    return ", ".join(str(v) for v in items[:5]) + (", ..." if len(items) > 5 else "")
+
+
+def _result_expression(code: str) -> str | None:
+    """The source of the last ``result = ...`` statement."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    for node in reversed(tree.body):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "result" for t in node.targets
+        ):
+            return ast.get_source_segment(code, node.value)
+    return None
+
+
+def _all_bools(value: Any) -> bool:
+    items = value.tolist() if isinstance(value, pd.Series | np.ndarray) else list(value)
+    return len(items) > 1 and all(_is_bool(v) for v in items)
