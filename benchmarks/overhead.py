@@ -16,12 +16,19 @@ the end-to-end ``Session.ask`` time (LLM, prompt, checks included); the ratios t
 Medians over ``--repeat`` runs, after one warm-up. Targets (issue 14): heavy <= 1.2x in-process,
 trivial <= 30 ms, follow-up <= 30 ms.
 
+Wall-clock times on a busy machine measure the scheduler as much as the code, so CPU time is
+printed too: in-process CPU against the CPU the sandbox used per question (every process of the
+sandbox, the fork of the next run's process included; the Docker container's cpuacct cgroup,
+or the local server's process tree) plus the kernel's own CPU inside ``Sandbox.run``.
+
 ``--readers`` also times dataask's CSV/XLSX readers against pandas' defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import statistics
 import sys
@@ -79,26 +86,65 @@ def best(fn: Any, repeat: int) -> tuple[float, float]:
 
 
 class RunTimer:
-    """Wraps ``Sandbox.run`` to record the time spent inside it, and the code's own time."""
+    """Wraps ``Sandbox.run`` to record the time spent inside it, the kernel's CPU time there,
+    and the code's own time."""
 
     def __init__(self, run: Any) -> None:
         self.run = run
         self.last = 0.0
+        self.cpu = 0.0
         self.code = 0.0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = self.run(*args, **kwargs)
-        self.last = time.perf_counter() - t
+        self.last, self.cpu = time.perf_counter() - t, time.process_time() - c
         self.code = float(out.meta.get("seconds", 0.0) or 0.0)
         return out
 
 
-def in_process(df: pd.DataFrame, code: str, prev: Any) -> float:
+def sandbox_cpu(backend: Any) -> float | None:
+    """CPU seconds every process of the sandbox has used so far (None: cannot tell here)."""
+    container = getattr(backend, "container", None)
+    if container is not None:
+        for path in (
+            f"/sys/fs/cgroup/cpuacct/docker/{container.id}/cpuacct.usage",
+            f"/sys/fs/cgroup/cpu,cpuacct/docker/{container.id}/cpuacct.usage",
+        ):
+            with contextlib.suppress(OSError):
+                return int(Path(path).read_text()) / 1e9
+        with contextlib.suppress(OSError, StopIteration):
+            stat = Path(f"/sys/fs/cgroup/docker/{container.id}/cpu.stat").read_text()
+            return (
+                int(next(x for x in stat.split("\n") if x.startswith("usage_usec")).split()[1])
+                / 1e6
+            )
+        return None
+    proc = getattr(backend, "proc", None)
+    if proc is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stats[int(entry)] = (
+                    Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                )
+    tree, grew = {proc.pid}, True
+    while grew:
+        more = {p for p, f in stats.items() if int(f[1]) in tree} - tree
+        tree |= more
+        grew = bool(more)
+    # utime, stime, and the reaped children's cutime, cstime
+    return sum(sum(int(x) for x in stats[p][11:15]) for p in tree if p in stats) / tick
+
+
+def in_process(df: pd.DataFrame, code: str, prev: Any) -> tuple[float, float]:
     ns = {"df": df, "pd": pd, "np": np, "prev": prev}
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     exec(code, ns)  # the benchmark's own fixed code, for comparison only
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def bench_backend(backend: str, df: pd.DataFrame, llm: ScriptedLLM, repeat: int) -> None:
@@ -121,15 +167,20 @@ def bench_backend(backend: str, df: pd.DataFrame, llm: ScriptedLLM, repeat: int)
         print(f"start + send {len(df):,} rows once: {load_s * 1000:,.0f} ms")
         heavy_prev = pd.Series(dtype=float)
         rows: dict[str, dict[str, list[float]]] = {
-            n: {"local": [], "run": [], "code": [], "ask": []} for n in CASES
+            n: {k: [] for k in ("local", "run", "code", "ask", "local_cpu", "sb_cpu")}
+            for n in CASES
         }
         for i in range(repeat + 1):  # the first round warms up
             for name, (question, code) in CASES.items():
                 prev = heavy_prev if name == "follow-up" else None
-                local = in_process(df, code, prev)
+                local, local_cpu = in_process(df, code, prev)
+                time.sleep(0.3)  # the sandbox is idle again (its next run's process forked)
+                before = sandbox_cpu(getattr(s.sandbox, "backend", None))
                 t = time.perf_counter()
                 a = s.ask(question)
                 total = time.perf_counter() - t
+                time.sleep(0.3)
+                after = sandbox_cpu(getattr(s.sandbox, "backend", None))
                 if not a.ok or len(a.attempts) != 1:
                     raise SystemExit(f"{name}: {a.error or 'more than one attempt'}")
                 if name == "heavy":
@@ -140,17 +191,29 @@ def bench_backend(backend: str, df: pd.DataFrame, llm: ScriptedLLM, repeat: int)
                     r["run"].append(timer.last)
                     r["code"].append(timer.code)
                     r["ask"].append(total)
+                    r["local_cpu"].append(local_cpu)
+                    if before is not None and after is not None:
+                        r["sb_cpu"].append(after - before + timer.cpu)
         print(
             f"{'question':<11}{'in-process':>11}{'code in sb':>11}{'Sandbox.run':>12}"
             f"{'Session.ask':>12}{'run/in-proc':>12}{'ask/in-proc':>12}  target"
         )
         for name, r in rows.items():
-            lo, code, run, ask = (_ms_median(r[k]) for k in ("local", "code", "run", "ask"))
+            lo, code_ms, run, ask = (_ms_median(r[k]) for k in ("local", "code", "run", "ask"))
             print(
-                f"{name:<11}{lo:>9.1f}ms{code:>9.1f}ms{run:>10.1f}ms{ask:>10.1f}ms"
+                f"{name:<11}{lo:>9.1f}ms{code_ms:>9.1f}ms{run:>10.1f}ms{ask:>10.1f}ms"
                 f"{run / lo:>11.2f}x{ask / lo:>11.2f}x  {TARGETS[name]}"
             )
         print("(medians of", repeat, "runs; 'code in sb' = the code's own time in the sandbox)")
+        print(f"{'CPU time':<11}{'in-process':>11}{'sandbox':>11}{'ratio':>8}{'overhead':>10}")
+        for name, r in rows.items():
+            if not r["sb_cpu"]:
+                print(f"{name:<11}{'(the sandbox CPU time cannot be read here)':>40}")
+                continue
+            lo, sb = _ms_median(r["local_cpu"]), _ms_median(r["sb_cpu"])
+            print(
+                f"{name:<11}{lo:>9.1f}ms{sb:>9.1f}ms{sb / max(lo, 0.001):>7.2f}x{sb - lo:>8.1f}ms"
+            )
     finally:
         s.close()
 
