@@ -7,7 +7,9 @@
 - warm overhead: round trip of ``result = 1`` on a running sandbox;
 - heavy query: a groupby on 1,000,000 rows in the sandbox against in-process ``exec``;
 - transfer: a 1,000,000 x 10 result frame from the sandbox to the kernel (Arrow IPC), against
-  producing the same frame in-process.
+  producing the same frame in-process;
+- cancel: from setting the cancel event of a running run to ``CancelledError`` in the kernel,
+  and the next trivial run after it (the sandbox stays).
 Targets (issue 3): warm overhead < 30 ms, heavy ratio <= 1.2, cold start < 2 s.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dataask_jupyter.config import Ask
+from dataask_jupyter.errors import CancelledError
 from dataask_jupyter.sandbox import Sandbox
 
 HEAVY = "result = df.groupby(['region', 'product'])[['revenue', 'units']].agg(['sum', 'mean'])"
@@ -107,7 +111,29 @@ def main() -> None:
         f"sandbox {remote_med * 1000:,.0f} ms (transfer + decode "
         f"{(remote_med - local_med) * 1000:,.0f} ms, {a.rows * 80 / 1e6:,.0f} MB of floats)"
     )
+    cancels, afters = [], []
+    for _ in range(3):
+        cancel = threading.Event()
+        set_at: list[float] = []
+        threading.Timer(0.3, _cancel_now, (cancel, set_at)).start()
+        try:
+            sb.run("import time\ntime.sleep(60)\nresult = 1", "big", cancel=cancel)
+        except CancelledError:
+            cancels.append(time.perf_counter() - set_at[0])
+        t = time.perf_counter()
+        assert sb.run("result = 1", "big").ok
+        afters.append(time.perf_counter() - t)
+    print(
+        f"cancel of a running run: median {statistics.median(cancels) * 1000:.1f} ms to "
+        f"CancelledError; next trivial run {statistics.median(afters) * 1000:.1f} ms; "
+        f"restarts {sb.restarts}"
+    )
     sb.close()
+
+
+def _cancel_now(cancel: threading.Event, set_at: list[float]) -> None:
+    set_at.append(time.perf_counter())
+    cancel.set()
 
 
 if __name__ == "__main__":

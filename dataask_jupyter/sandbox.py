@@ -1,12 +1,16 @@
 """Kernel side of the sandbox: start a backend, send datasets once, run code, survive crashes.
 
 The kernel never executes generated code and never unpickles: it sends code as text and decodes
-results with :mod:`dataask_jupyter.results`.
+results with :mod:`dataask_jupyter.results`. Whether the sandbox is alive is read from its
+connection (a dead server's end of the socket reads EOF), never from the backend's API on the
+path of a question. Every failure is a :class:`SandboxError` after which the sandbox is torn
+down; the next call starts a new one and re-sends the datasets and ``prev``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import shutil
 import socket
 import tempfile
@@ -15,17 +19,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from dataask_jupyter import results
 from dataask_jupyter.backends import Backend, BackendInfo, Limits
 from dataask_jupyter.config import Ask
-from dataask_jupyter.errors import SandboxError, SandboxTimeoutError
+from dataask_jupyter.errors import CancelledError, SandboxError, SandboxTimeoutError
 from dataask_sandbox import protocol
 
 _GRACE = 5.0  # seconds past the execution timeout before the kernel kills the sandbox
+_CANCEL_GRACE = 2.0  # seconds the server has to end a cancelled run before it is killed
+_POLL = 0.05  # seconds between looks at a cancel event while a run is in progress
 _MAX_STDOUT = 1 << 20  # characters of a run's stdout the kernel keeps (the server caps it lower)
 _SLACK = 16 << 20  # bytes one request may bring back beyond Ask.max_result_bytes
 
@@ -61,6 +67,10 @@ def make_backend(settings: Ask, notify: Callable[[str], None]) -> Backend:
     """Pick the backend ``Ask.sandbox`` asks for (``auto``: Docker when the engine answers)."""
     choice = settings.sandbox
     limits = limits_from(settings)
+    if choice == "sidecar":  # a sandbox container beside the notebook (JupyterHub recipes)
+        from dataask_jupyter.backends.sidecar import SidecarBackend
+
+        return SidecarBackend(settings.sandbox_socket_dir or None)
     if choice in ("docker", "auto"):
         from dataask_jupyter.backends import docker as docker_backend
 
@@ -78,18 +88,22 @@ def make_backend(settings: Ask, notify: Callable[[str], None]) -> Backend:
 
 
 class Sandbox:
-    """One sandbox per session: lazily started, restarted (with datasets re-sent) after a crash."""
+    """One sandbox per session: lazily started, restarted (with datasets re-sent) after a crash.
+
+    ``backend`` is the place the server runs (a :class:`~dataask_jupyter.backends.Backend`,
+    started again after a crash); by default the one ``Ask.sandbox`` picks, chosen at each start.
+    """
 
     def __init__(
         self,
         settings: Ask,
         *,
         notify: Callable[[str], None] | None = None,
-        backend_factory: Callable[[], Backend] | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.settings = settings
         self.notify = notify or (lambda msg: None)
-        self._factory = backend_factory or (lambda: make_backend(settings, self.notify))
+        self._given = backend
         self.backend: Backend | None = None
         self._sock: socket.socket | None = None
         self._dir: Path | None = None
@@ -98,12 +112,13 @@ class Sandbox:
         self.started_at: float | None = None
         self.restarts = 0
         self._ever_started = False
-        self.server_info: dict[str, Any] = {}
+        self.server_info: dict[str, Any] = {}  # the server's greeting
 
     # --- lifecycle ------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._sock is not None and self.backend is not None and self.backend.alive()
+        """Whether the connection to the server is open and in step (no engine API call)."""
+        return self._sock is not None and _link_open(self._sock)
 
     def ensure_started(self) -> None:
         if self.running:
@@ -116,60 +131,93 @@ class Sandbox:
         if self._ever_started:
             self.restarts += 1
         self._ever_started = True
-        self._dir = Path(tempfile.mkdtemp(prefix="dataask-sandbox-"))
+        try:
+            self._connect()
+            if self.restarts == 0 and self.backend is not None:
+                self.notify(f"dataask: code runs in a sandbox ({self.backend.info().isolation}).")
+            for name, frame in self._frames.items():
+                self._send_frame(name, frame)
+            if self._prev is not None:
+                self._sync_prev()
+        except SandboxError:
+            self._teardown()
+            raise
+        except Exception as exc:  # a backend's own failure (docker, OS): one line, cleaned up
+            self._teardown()
+            raise SandboxError(f"the sandbox could not start: {_one_line(exc)}") from None
+        except BaseException:  # KeyboardInterrupt: nothing half-started stays behind
+            self._teardown()
+            raise
+
+    def _connect(self) -> None:
+        """Start the backend, accept the server's connection and read its greeting."""
+        backend = self._given or make_backend(self.settings, self.notify)
+        self.backend = backend
+        root = getattr(backend, "socket_root", None)  # a sidecar sees only its shared directory
+        self._dir = Path(tempfile.mkdtemp(prefix="dataask-sandbox-", dir=root))
         self._dir.chmod(0o755)  # mounted read-only in the sandbox: it writes nothing here
         path = self._dir / "sandbox.sock"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(path))
-        path.chmod(0o666)  # the server connects from an unprivileged uid
-        listener.listen(1)
-        listener.settimeout(0.02)
-        backend = self._factory()
-        self.backend = backend
-        try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(path))
+            path.chmod(0o666)  # the server connects from an unprivileged uid
+            listener.listen(1)
+            listener.settimeout(0.02)
             backend.start(self._dir)
             deadline = time.monotonic() + self.settings.start_timeout
-            sock: socket.socket | None = None
-            while time.monotonic() < deadline:
+            while self._sock is None:
                 try:
-                    sock, _ = listener.accept()
-                    break
+                    self._sock, _ = listener.accept()
                 except TimeoutError:
-                    pass
-                if not backend.alive():
-                    log = self._dir / "server.log"
-                    tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
-                    self._teardown()
-                    raise SandboxError(f"the sandbox server exited while starting. {tail}".strip())
-        finally:
-            listener.close()
-        if sock is None:
-            self._teardown()
-            raise SandboxError(
-                f"the sandbox did not start within {self.settings.start_timeout:g} s "
-                "(Ask.start_timeout)"
-            )
-        self._sock = sock
-        sock.settimeout(self.settings.start_timeout)
-        header, _ = protocol.recv(sock, 1 << 20)
-        if header.get("type") != "ready":
-            self._teardown()
-            raise SandboxError("the sandbox did not greet with 'ready'")
-        self.server_info = header
+                    if not backend.alive():
+                        raise SandboxError(
+                            f"the sandbox server exited while starting. {self._log_tail()}".strip()
+                        ) from None
+                    if time.monotonic() > deadline:
+                        raise SandboxError(
+                            f"the sandbox did not start within {self.settings.start_timeout:g} s "
+                            "(Ask.start_timeout)"
+                        ) from None
+        self._greet(self._sock)
         self.started_at = time.time()
-        if self.restarts == 0:
-            b = backend.info()
-            self.notify(f"dataask: code runs in a sandbox ({b.isolation}).")
-        for name, frame in self._frames.items():
-            self._request(
-                {"type": "load", "name": name},
-                results.frame_to_ipc(frame),
-                timeout=self._load_timeout(frame),
+
+    def _greet(self, sock: socket.socket) -> None:
+        sock.settimeout(self.settings.start_timeout)
+        try:
+            header, _ = protocol.recv(sock, 1 << 20)
+        except TimeoutError:
+            raise SandboxError(
+                "the sandbox connected but did not greet within "
+                f"{self.settings.start_timeout:g} s (Ask.start_timeout)"
+            ) from None
+        except (OSError, protocol.ProtocolError) as exc:
+            raise SandboxError(
+                f"the sandbox closed its connection before greeting ({exc}). {self._log_tail()}"
+            ) from None
+        if header["type"] != "ready":
+            raise SandboxError(
+                f"the sandbox greeted with {str(header['type'])[:40]!r}, not 'ready'"
             )
-        if self._prev is not None:
-            enc = results.encode_prev(self._prev)
-            if enc is not None:
-                self._request({"type": "set_prev", **enc[0]}, enc[1])
+        if header.get("protocol") != protocol.PROTOCOL_VERSION:
+            raise SandboxError(self._version_problem(header.get("protocol")))
+        self.server_info = header
+
+    def _version_problem(self, theirs: Any) -> str:
+        said = f"speaks protocol {theirs}" if isinstance(theirs, int) else "names no protocol"
+        needs = f"this dataask needs {protocol.PROTOCOL_VERSION}"
+        image = getattr(self.backend, "image", None)
+        if image:
+            return (
+                f"the sandbox image {image} {said}, {needs}: rebuild it with "
+                "scripts/build-sandbox-image in a dataask checkout, or "
+                f"'docker build -f sandbox/Dockerfile -t {image} .' in dataask's source tree"
+            )
+        return f"the sandbox server {said}, {needs}: reinstall dataask (its two parts differ)"
+
+    def _log_tail(self) -> str:
+        log = self._dir / "server.log" if self._dir else None
+        if log is None or not log.exists():
+            return ""
+        return " ".join(log.read_text(errors="replace")[-500:].split())
 
     def _teardown(self) -> None:
         if self._sock is not None:
@@ -202,35 +250,69 @@ class Sandbox:
         mb = frame.memory_usage(deep=False).sum() / 1e6
         return self.settings.transport_timeout + mb / 50.0
 
+    def _send_frame(self, name: str, frame: pd.DataFrame) -> None:
+        self._request(
+            {"type": "load", "name": name},
+            results.frame_to_ipc(frame),
+            timeout=self._load_timeout(frame),
+        )
+
+    def _sync_prev(self) -> None:
+        """Make the server's ``prev`` the kernel's (cleared when the value cannot travel)."""
+        enc = results.encode_prev(self._prev) if self._prev is not None else None
+        if enc is None:
+            self._prev = None
+            self._request({"type": "reset"})
+        else:
+            header = cast(protocol.SetPrevRequest, {**enc[0], "type": "set_prev"})
+            self._request(header, enc[1])
+
     def _request(
-        self, header: dict[str, Any], payload: bytes = b"", *, timeout: float | None = None
+        self,
+        header: protocol.Request,
+        payload: bytes = b"",
+        *,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
     ) -> list[tuple[dict[str, Any], bytes]]:
-        """Send one request and collect the replies up to ``end``. Broken link -> SandboxError."""
+        """Send one request and collect the replies up to ``end``.
+
+        A broken link or a timeout tears the sandbox down and raises :class:`SandboxError`
+        (:class:`SandboxTimeoutError` for the timeout). With ``cancel`` (an ``exec``), setting
+        the event or a KeyboardInterrupt sends ``cancel`` and waits a short grace for the
+        server's ``end`` (else the sandbox is torn down), then raises :class:`CancelledError`.
+        """
         sock = self._sock
-        assert sock is not None
-        sock.settimeout(timeout or self.settings.transport_timeout)
+        if sock is None:
+            raise SandboxError("the sandbox is not running")
+        limit = timeout or self.settings.transport_timeout
+        deadline = time.monotonic() + limit
+        stop_by: float | None = None  # once cancelled: when the server's `end` is due
         replies: list[tuple[dict[str, Any], bytes]] = []
         budget = self.settings.max_result_bytes + _SLACK
         try:
+            sock.settimeout(limit)
             protocol.send(sock, header, payload)
             while True:
+                if cancel is not None:
+                    try:
+                        if stop_by is None and cancel.is_set():
+                            stop_by = self._send_cancel(sock)
+                        if not _readable(sock, stop_by or deadline, None if stop_by else _POLL):
+                            continue
+                    except KeyboardInterrupt:
+                        if stop_by is not None:  # interrupted twice: stop waiting
+                            raise
+                        stop_by = self._send_cancel(sock)
+                        continue
+                sock.settimeout(max(0.001, (stop_by or deadline) - time.monotonic()))
                 try:
                     msg = protocol.recv(sock, self.settings.max_result_bytes, discard_oversize=True)
                 except protocol.PayloadTooLarge as exc:
-                    replies.append(
-                        (
-                            {
-                                "type": "error",
-                                "ename": "ResultTooLarge",
-                                "evalue": _too_large(exc.size, exc.cap),
-                                "traceback": "",
-                            },
-                            b"",
-                        )
-                    )
+                    replies.append((_too_large_error(exc.size, exc.cap), b""))
                     continue
                 if msg[0]["type"] == "end":
-                    return replies
+                    break
                 budget -= len(msg[1]) + len(str(msg[0].get("text", "")))
                 if budget < 0:
                     raise protocol.ProtocolError(
@@ -239,65 +321,102 @@ class Sandbox:
                 replies.append(msg)
         except TimeoutError:
             self._teardown()
-            raise
+            if stop_by is not None:
+                self.notify("dataask: the run did not stop when cancelled; restarting the sandbox.")
+                raise CancelledError("the run was cancelled") from None
+            raise SandboxTimeoutError(
+                f"the sandbox did not answer within {limit:g} s (Ask.transport_timeout)"
+            ) from None
         except (OSError, protocol.ProtocolError) as exc:
             self._teardown()
+            if stop_by is not None:
+                raise CancelledError("the run was cancelled") from None
             raise SandboxError(f"the sandbox stopped answering ({exc})") from None
+        except KeyboardInterrupt:  # mid-frame, or twice: the link's state is unknown
+            self._teardown()
+            if cancel is None:
+                raise
+            raise CancelledError("the run was cancelled") from None
+        if stop_by is not None:
+            if any(h["type"] == "result" for h, _ in replies):
+                with contextlib.suppress(SandboxError):  # it finished first and kept the value
+                    self._sync_prev()
+            raise CancelledError("the run was cancelled")
+        return replies
+
+    def _send_cancel(self, sock: socket.socket) -> float:
+        protocol.send(sock, {"type": "cancel"})
+        return time.monotonic() + _CANCEL_GRACE
 
     def load(self, name: str, frame: pd.DataFrame) -> None:
         """Send a dataset once; it is re-sent automatically only if the sandbox restarts."""
+        before = self._frames.get(name)
         self._frames[name] = frame
-        if not self.running:
-            self.ensure_started()  # sends every known frame, this one included
-            return
         try:
-            self._request(
-                {"type": "load", "name": name},
-                results.frame_to_ipc(frame),
-                timeout=self._load_timeout(frame),
-            )
-        except TimeoutError:
-            raise SandboxError(
-                f"sending {name!r} to the sandbox timed out (Ask.transport_timeout)"
-            ) from None
+            if not self.running:
+                self.ensure_started()  # sends every known frame, this one included
+                return
+            self._send_frame(name, frame)
+        except BaseException as exc:
+            if before is None:
+                self._frames.pop(name, None)
+            else:
+                self._frames[name] = before
+            if isinstance(exc, SandboxTimeoutError):
+                raise SandboxError(
+                    f"sending {name!r} to the sandbox timed out (Ask.transport_timeout)"
+                ) from None
+            raise
+
+    def _quietly(self, header: protocol.Request, payload: bytes = b"") -> None:
+        """A request whose failure needs no word: the sandbox is torn down, and the next start
+        sends the kernel's state (datasets, ``prev``) again."""
+        if self.running:
+            with contextlib.suppress(SandboxError):
+                self._request(header, payload)
 
     def drop(self, name: str) -> None:
         self._frames.pop(name, None)
-        if self.running:
-            with contextlib.suppress(SandboxError, TimeoutError):
-                self._request({"type": "drop", "name": name})
+        self._quietly({"type": "drop", "name": name})
 
     def reset(self) -> None:
         """Forget ``prev``."""
         self._prev = None
-        if self.running:
-            with contextlib.suppress(SandboxError, TimeoutError):
-                self._request({"type": "reset"})
+        self._quietly({"type": "reset"})
 
     def run(
         self, code: str, dataset: str | None, *, cancel: threading.Event | None = None
     ) -> RunOutcome:
-        """Run ``code`` with ``df`` = dataset; a sandbox that dies or hangs is replaced."""
-        self.ensure_started()
+        """Run ``code`` with ``df`` = dataset; a sandbox that dies or hangs is replaced.
+
+        Setting ``cancel`` (from another thread) or a KeyboardInterrupt stops the run and raises
+        :class:`CancelledError`; the sandbox and its datasets stay when the server ends the run.
+        """
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("the run was cancelled")
+        try:
+            self.ensure_started()
+        except KeyboardInterrupt:
+            raise CancelledError("the run was cancelled") from None
         timeout = self.settings.exec_timeout
         started = time.perf_counter()
+        request: protocol.ExecRequest = {
+            "type": "exec",
+            "code": code,
+            "dataset": dataset,
+            "timeout": timeout,
+            "max_result_bytes": self.settings.max_result_bytes,
+        }
         try:
-            replies = self._request(
-                {
-                    "type": "exec",
-                    "code": code,
-                    "dataset": dataset,
-                    "timeout": timeout,
-                    "max_result_bytes": self.settings.max_result_bytes,
-                },
-                timeout=timeout + _GRACE,
-            )
-        except TimeoutError:
+            replies = self._request(request, timeout=timeout + _GRACE, cancel=cancel or _NEVER)
+        except SandboxTimeoutError:
             self.notify("dataask: the run did not stop at its time limit; restarting the sandbox.")
             raise SandboxTimeoutError(
                 f"the code ran longer than {timeout:g} s (Ask.exec_timeout); the sandbox was "
                 "restarted and your datasets reloaded"
             ) from None
+        except CancelledError:
+            raise
         except SandboxError as exc:
             raise SandboxError(
                 f"{exc}; it will be restarted, with your datasets, on the next question"
@@ -334,16 +453,15 @@ class Sandbox:
 
     def set_prev(self, value: Any) -> None:
         """Make ``value`` the next run's ``prev`` (None, or one that cannot travel, clears it)."""
-        enc = results.encode_prev(value) if value is not None else None
-        self._prev = value if enc is not None else None
+        self._prev = value
         if self.running:
-            with contextlib.suppress(SandboxError, TimeoutError):
-                if enc is None:
-                    self._request({"type": "reset"})
-                else:
-                    self._request({"type": "set_prev", **enc[0]}, enc[1])
+            with contextlib.suppress(SandboxError):
+                self._sync_prev()
+        elif value is not None and results.encode_prev(value) is None:
+            self._prev = None
 
     def info(self) -> dict[str, Any]:
+        """Backend, isolation, limits, and what the server's greeting reported (``server``)."""
         b: BackendInfo | None = self.backend.info() if self.backend else None
         return {
             "running": self.running,
@@ -356,7 +474,44 @@ class Sandbox:
             "limits": limits_from(self.settings).__dict__,
             "datasets": sorted(self._frames),
             **({"details": b.details} if b else {}),
+            "layers": list(self.server_info.get("layers", [])),
+            "server": {k: v for k, v in self.server_info.items() if k != "type"},
         }
+
+
+_NEVER = threading.Event()  # a run without a cancel event still reacts to KeyboardInterrupt
+
+
+def _link_open(sock: socket.socket) -> bool:
+    """True when the peer has neither closed the connection nor sent anything unasked (an idle
+    server says nothing: a readable socket means EOF or a link out of step)."""
+    try:
+        return not select.select([sock], [], [], 0)[0]
+    except (OSError, ValueError):  # closed on our side
+        return False
+
+
+def _readable(sock: socket.socket, until: float, poll: float | None) -> bool:
+    """Wait until ``sock`` has bytes (True) or ``poll`` seconds pass (False); past ``until``
+    raise TimeoutError."""
+    left = until - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return bool(select.select([sock], [], [], min(left, poll) if poll else left)[0])
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+def _too_large_error(size: int, cap: int) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "ename": "ResultTooLarge",
+        "evalue": _too_large(size, cap),
+        "traceback": "",
+    }
 
 
 def _too_large(size: int, cap: int) -> str:

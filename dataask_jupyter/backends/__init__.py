@@ -1,7 +1,9 @@
 """Places where the sandbox server can run.
 
-Each backend starts the server listening on a Unix socket in a directory the kernel owns; the
-:class:`~dataask_jupyter.sandbox.Sandbox` speaks to it.
+The kernel listens on a Unix socket in a directory it owns (``sandbox.sock``); each backend starts
+the server with that directory mounted read-only, and the server dials in. The
+:class:`~dataask_jupyter.sandbox.Sandbox` speaks to it over that one connection, which also tells
+whether the server still lives.
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ class Backend(Protocol):
     name: str
 
     def start(self, socket_dir: Path) -> None:
-        """Start the server; it must listen on ``socket_dir / "sandbox.sock"``."""
+        """Start the server; it must connect to ``socket_dir / "sandbox.sock"``."""
 
     def alive(self) -> bool:
-        """Whether the server process/container is still running."""
+        """Whether the server process/container still runs (asked only while it starts: after
+        that the connection tells)."""
 
     def stop(self) -> None:
         """Stop and remove the server; safe to call twice."""

@@ -1,13 +1,12 @@
 """Wire protocol between the kernel and the sandbox server (stdlib only, no pickle anywhere).
 
 A message is one frame: ``u32 header length | u64 payload length | JSON header | payload bytes``.
-The header is a JSON object with a ``type``; the payload is opaque bytes (Arrow IPC, PNG) or empty.
-
-Kernel -> sandbox: ``load`` (name, payload = Arrow IPC stream), ``drop`` (name), ``exec`` (code,
-dataset, timeout, limits), ``set_prev`` (payload like a result), ``reset``, ``ping``, ``shutdown``.
-Sandbox -> kernel: ``ready`` (once per connection), ``stdout``/``stderr`` (text), ``result`` (kind
-and metadata, payload), ``error`` (ename, evalue, traceback), ``ok``, ``pong``, then ``end`` closes
-every request.
+The header is a JSON object with a ``type``; the payload is opaque bytes (Arrow IPC, JSON) or empty.
+The server dials the kernel's Unix socket and greets with ``ready`` (its ``protocol`` version first:
+the kernel refuses a server that speaks another version). Then each kernel request gets zero or
+more replies and one ``end``. One exception: ``cancel`` is a notice, never answered by itself; sent
+while an ``exec`` runs, it ends that run (an ``error`` named ``Cancelled``, then the run's ``end``);
+at any other time it is ignored. The typed dicts below are every message there is.
 """
 
 from __future__ import annotations
@@ -15,9 +14,155 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from typing import Any
+from typing import Any, Literal, TypedDict
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: `cancel` during `exec`
+
+# --- kernel -> sandbox ------------------------------------------------------------------------
+
+
+class LoadRequest(TypedDict):
+    """Hold the frame in the payload (an Arrow IPC stream) as dataset ``name``."""
+
+    type: Literal["load"]
+    name: str
+
+
+class DropRequest(TypedDict):
+    """Forget dataset ``name``."""
+
+    type: Literal["drop"]
+    name: str
+
+
+class ExecRequest(TypedDict):
+    """Run ``code`` with ``df`` = dataset ``dataset``; stop it after ``timeout`` seconds."""
+
+    type: Literal["exec"]
+    code: str
+    dataset: str | None
+    timeout: float
+    max_result_bytes: int
+
+
+class _PrevValue(TypedDict, total=False):
+    kind: str  # as in a result: table, series, json, figure
+    name: str | None  # a series' name
+
+
+class SetPrevRequest(_PrevValue):
+    """Make the payload (encoded like a result) the next run's ``prev``."""
+
+    type: Literal["set_prev"]
+
+
+class ResetRequest(TypedDict):
+    """Forget ``prev``."""
+
+    type: Literal["reset"]
+
+
+class PingRequest(TypedDict):
+    type: Literal["ping"]
+
+
+class ShutdownRequest(TypedDict):
+    """Answer ``ok`` and ``end``, then exit."""
+
+    type: Literal["shutdown"]
+
+
+class CancelNotice(TypedDict):
+    """Stop the run in progress, if any (no reply of its own)."""
+
+    type: Literal["cancel"]
+
+
+Request = (
+    LoadRequest
+    | DropRequest
+    | ExecRequest
+    | SetPrevRequest
+    | ResetRequest
+    | PingRequest
+    | ShutdownRequest
+    | CancelNotice
+)
+
+# --- sandbox -> kernel ------------------------------------------------------------------------
+
+
+class _ReadyBase(TypedDict):
+    type: Literal["ready"]
+    protocol: int
+
+
+class Ready(_ReadyBase, total=False):
+    """The greeting, once per connection; the kernel passes keys it does not know through."""
+
+    version: str
+    pid: int
+    python: str
+    pandas: str
+    layers: list[str]  # the isolation the server put on itself (netdeny.layers)
+
+
+class Output(TypedDict):
+    """Captured stdout/stderr of the run (capped)."""
+
+    type: Literal["stdout", "stderr"]
+    text: str
+
+
+class _ResultBase(TypedDict):
+    type: Literal["result"]
+    kind: str  # table, series, json, figure, image, none
+
+
+class Result(_ResultBase, total=False):
+    """The run's ``result``; the payload holds the value (see ``encode``)."""
+
+    rows: int
+    columns: int
+    name: str | None
+    pytype: str
+    mime: str
+    seconds: float  # the code's own run time
+
+
+class Error(TypedDict):
+    """The run (or request) failed: exception name, message, short traceback of the code."""
+
+    type: Literal["error"]
+    ename: str
+    evalue: str
+    traceback: str
+
+
+class Ok(TypedDict):
+    type: Literal["ok"]
+
+
+class Pong(TypedDict):
+    type: Literal["pong"]
+    datasets: list[str]
+
+
+class End(TypedDict):
+    """Closes every request's replies."""
+
+    type: Literal["end"]
+
+
+class Done(TypedDict):
+    """Inside the server only: a run's process has said all it has to say."""
+
+    type: Literal["done"]
+
+
+Reply = Ready | Output | Result | Error | Ok | Pong | End | Done
+Message = Request | Reply
+RESULT_KEYS = ("kind", "rows", "columns", "name", "pytype", "mime", "seconds")
 _PREFIX = struct.Struct(">IQ")
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 
@@ -35,13 +180,13 @@ class PayloadTooLarge(ProtocolError):
         self.cap = cap
 
 
-def encode(header: dict[str, Any], payload: bytes | memoryview = b"") -> list[bytes | memoryview]:
+def encode(header: Message, payload: bytes | memoryview = b"") -> list[bytes | memoryview]:
     """Return the pieces of one frame (prefix+header, payload) ready for ``sendall``."""
     head = json.dumps(header, separators=(",", ":"), allow_nan=False, default=str).encode()
     return [_PREFIX.pack(len(head), len(payload)) + head, payload]
 
 
-def send(sock: socket.socket, header: dict[str, Any], payload: bytes | memoryview = b"") -> None:
+def send(sock: socket.socket, header: Message, payload: bytes | memoryview = b"") -> None:
     """Write one frame to ``sock``."""
     head, body = encode(header, payload)
     sock.sendall(head)

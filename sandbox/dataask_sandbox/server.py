@@ -1,8 +1,14 @@
 """The sandbox server: keeps DataFrames in memory and runs generated code on request.
 
-It listens on a Unix socket (a bind-mounted directory when it runs in a container) and serves one
-kernel connection at a time, speaking :mod:`dataask_sandbox.protocol`. It trusts nothing it is sent
-to be harmless; its isolation comes from where it runs (container or bubblewrap), not from itself.
+It dials the kernel's Unix socket (or, with ``--socket``, listens and serves one connection at a
+time) and speaks :mod:`dataask_sandbox.protocol`. It trusts nothing it is sent to be harmless; its
+isolation comes from where it runs (container or bubblewrap), not from itself.
+
+Each run happens in a child process that ends with the run (what the code does to its process,
+its state and its forged messages end with it). The child is forked ahead of time, while the
+server is idle, and waits for its code; it is replaced after every run and whenever the datasets
+or ``prev`` change, so the fork's cost (copying the page tables of the frames) is not on the path
+of a question.
 """
 
 from __future__ import annotations
@@ -13,17 +19,22 @@ import ctypes
 import importlib
 import io
 import os
+import select
 import signal
 import socket
 import sys
 import time
 import traceback
 import types
-from typing import Any
+from typing import Any, cast
 
 from dataask_sandbox import __version__, netdeny, protocol
 
 _ANSWER_FILE = "<answer>"
+
+
+class KernelGone(Exception):
+    """The kernel closed its connection, or broke the protocol, while a run was in progress."""
 
 
 class ExecutionTimeout(BaseException):
@@ -84,7 +95,12 @@ def _short_traceback(exc: BaseException) -> str:
 class Server:
     """State of one sandbox: datasets by name, the previous answer, and the request handlers."""
 
-    def __init__(self, max_output: int = 64 * 1024, reap_strays: bool = False) -> None:
+    def __init__(
+        self,
+        max_output: int = 64 * 1024,
+        reap_strays: bool = False,
+        inherited: tuple[socket.socket, ...] = (),
+    ) -> None:
         import numpy as np
         import pandas as pd
 
@@ -96,27 +112,37 @@ class Server:
         self.prev_msg: tuple[dict[str, Any], bytes] | None = None  # the last answer, encoded
         self.max_output = max_output
         self.reap_strays = reap_strays  # only in a PID namespace of our own (kill(-1) below)
+        self.inherited = inherited  # sockets a run's process must not keep (the listener)
+        self.spare: tuple[int, socket.socket] | None = None  # (pid, link) of the next run's child
+        self.finished: tuple[int, socket.socket] | None = None  # the last run's, to clean up
+        self.prev_value: Any = _NOT_YET  # `prev` decoded (only ever in a run's process)
         signal.signal(signal.SIGALRM, _on_alarm)
 
     # --- requests -------------------------------------------------------------------------
     def handle(self, sock: socket.socket, header: dict[str, Any], payload: bytes) -> bool:
         """Serve one request; return False when the server should stop."""
         kind = header["type"]
+        if kind == "cancel":  # no run in progress (a run's cancel is read by _relay): no reply
+            return True
         if kind == "ping":
             protocol.send(sock, {"type": "pong", "datasets": sorted(self.frames)})
         elif kind == "load":
             from dataask_sandbox.encode import frame_from_ipc
 
             self.frames[str(header["name"])] = frame_from_ipc(payload)
+            self.drop_spare()
             protocol.send(sock, {"type": "ok"})
         elif kind == "drop":
             self.frames.pop(str(header["name"]), None)
+            self.drop_spare()
             protocol.send(sock, {"type": "ok"})
         elif kind == "reset":
             self.prev_msg = None
+            self.drop_spare()
             protocol.send(sock, {"type": "ok"})
         elif kind == "set_prev":
             self.prev_msg = ({"kind": header.get("kind"), "name": header.get("name")}, payload)
+            self.drop_spare()
             protocol.send(sock, {"type": "ok"})
         elif kind == "exec":
             self._exec(sock, header)
@@ -125,17 +151,58 @@ class Server:
             protocol.send(sock, {"type": "end"})
             return False
         else:
-            protocol.send(
-                sock,
-                {
-                    "type": "error",
-                    "ename": "ProtocolError",
-                    "evalue": f"unknown request type {kind!r}",
-                    "traceback": "",
-                },
-            )
+            self._send_error(sock, "ProtocolError", f"unknown request type {str(kind)[:100]!r}")
         protocol.send(sock, {"type": "end"})
+        self.clean_up_run()  # after `end`: the kernel has its answer while this runs
         return True
+
+    # --- the run's process ----------------------------------------------------------------
+    def fork_spare(self, kernel: socket.socket) -> None:
+        """Fork the next run's process now; it waits on its own link for the code to run."""
+        if self.spare is not None:
+            return
+        ours, theirs = socket.socketpair()
+        _trim_heap()  # the child's allocations then get fresh pages, not copies of the parent's
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
+        if pid == 0:  # the child: wait for the code, run it, report, never return into the server
+            try:
+                ours.close()
+                kernel.close()
+                for s in self.inherited:
+                    s.close()
+                for sig in _IGNORED_SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                if self.prev_msg is not None and len(self.prev_msg[1]) <= _PREDECODE_BYTES:
+                    self.decode_prev()  # while idle: a follow-up finds it ready
+                try:
+                    header, _ = protocol.recv(theirs, 0)
+                except (OSError, protocol.ProtocolError):  # the server dropped this spare
+                    os._exit(0)
+                self._run(theirs, header)
+                protocol.send(theirs, {"type": "done"})
+            finally:
+                os._exit(0)
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def drop_spare(self) -> None:
+        """End the waiting child (it saw the datasets and ``prev`` as they were)."""
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            _end_child(*spare)
+
+    def clean_up_run(self) -> None:
+        """End the last run's process and whatever it left running."""
+        finished, self.finished = self.finished, None
+        if finished is not None:
+            _end_child(*finished)
+            if self.reap_strays:
+                _reap_strays()
 
     def _decode_value(self, header: dict[str, Any], payload: bytes) -> Any:
         import json
@@ -158,42 +225,41 @@ class Server:
         return None
 
     def _exec(self, sock: socket.socket, header: dict[str, Any]) -> None:
-        """Run the code in a forked child that cannot reach the kernel's socket.
+        """Hand the code to the waiting child (forked now if there is none) and relay its replies.
 
         Whatever the code does to its process (patching pandas, forging frames, forking,
         exhausting memory) ends with the child; the server relays only well-formed replies.
         """
-        timeout = float(header.get("timeout", 60))
-        max_bytes = int(header.get("max_result_bytes", 256 * 1024 * 1024))
-        ours, theirs = socket.socketpair()
-        _trim_heap()  # the child's allocations then get fresh pages, not copies of the parent's
-        pid = os.fork()
-        if pid == 0:  # the child: run, report on `theirs`, never return into the server
-            try:
-                ours.close()
-                sock.close()
-                for sig in _IGNORED_SIGNALS:
-                    signal.signal(sig, signal.SIG_DFL)
-                self._run(theirs, header)
-                protocol.send(theirs, {"type": "done"})
-            finally:
-                os._exit(0)
-        theirs.close()
+        request: protocol.ExecRequest = {
+            "type": "exec",
+            "code": str(header.get("code", "")),
+            "dataset": None if header.get("dataset") is None else str(header["dataset"]),
+            "timeout": float(header.get("timeout", 60)),
+            "max_result_bytes": int(header.get("max_result_bytes", 256 * 1024 * 1024)),
+        }
         try:
-            self._relay(ours, sock, pid, timeout, max_bytes)
-        finally:
-            ours.close()
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            if self.reap_strays:
-                _reap_strays()
+            self.fork_spare(sock)
+        except OSError as exc:
+            self._send_error(sock, "Crash", f"the sandbox could not start the run's process: {exc}")
+            return
+        assert self.spare is not None
+        pid, link = self.finished = self.spare
+        self.spare = None
+        try:
+            protocol.send(link, request)
+        except OSError:
+            self._send_error(sock, "Crash", _exit_reason(pid))
+            return
+        self._relay(link, sock, pid, request["timeout"], request["max_result_bytes"])
 
     def _relay(
         self, child: socket.socket, sock: socket.socket, pid: int, timeout: float, max_bytes: int
     ) -> None:
-        """Forward the child's replies to the kernel, re-built field by field and capped."""
+        """Forward the child's replies to the kernel, re-built field by field and capped.
+
+        Meanwhile watch the kernel's connection: ``cancel`` ends the run, a closed connection
+        ends it and the server (:class:`KernelGone`).
+        """
         deadline = time.monotonic() + timeout + 2.0  # the child's own alarm fires at `timeout`
         answered = False
         stdout_room = self.max_output + 200  # the child caps its own; a forged flood stops here
@@ -202,6 +268,13 @@ class Server:
             try:
                 if remaining <= 0:
                     raise TimeoutError
+                ready, _, _ = select.select([child, sock], [], [], remaining)
+                if sock in ready:
+                    self._watch_kernel(sock, pid)
+                    self._send_error(sock, "Cancelled", "the run was cancelled")
+                    return
+                if not ready:
+                    continue
                 child.settimeout(remaining)
                 h, payload = protocol.recv(child, max_bytes, discard_oversize=True)
             except protocol.PayloadTooLarge as exc:
@@ -237,21 +310,39 @@ class Server:
                 )
             elif kind == "result" and not answered:
                 answered = True
-                meta = {k: h[k] for k in _RESULT_KEYS if k in h and _plain(h[k])}
-                protocol.send(sock, {"type": "result", **meta}, payload)
+                meta = {k: h[k] for k in protocol.RESULT_KEYS if k in h and _plain(h[k])}
+                # plain values only, so not necessarily of the declared types: the kernel checks
+                result = cast(protocol.Result, {**meta, "type": "result"})
+                protocol.send(sock, result, payload)
                 self.prev_msg = (meta, payload)
+
+    def _watch_kernel(self, sock: socket.socket, pid: int) -> None:
+        """The kernel spoke mid-run: only ``cancel`` may; either way the run's process ends."""
+        os.kill(pid, signal.SIGKILL)
+        try:
+            header, _ = protocol.recv(sock, 0)
+        except (OSError, protocol.ProtocolError):
+            raise KernelGone() from None
+        if header["type"] != "cancel":
+            raise KernelGone()  # out of step with the protocol: drop the connection
 
     def _send_error(self, sock: socket.socket, ename: str, evalue: str, tb: str = "") -> None:
         protocol.send(sock, {"type": "error", "ename": ename, "evalue": evalue, "traceback": tb})
 
     def _prev(self, code: Any) -> Any:
-        """The previous answer as a value, decoded only when the code refers to ``prev``."""
+        """The previous answer as a value, given only when the code refers to ``prev``."""
         if self.prev_msg is None or "prev" not in _names(code):
             return None
+        if self.prev_value is _NOT_YET:
+            self.decode_prev()
+        return self.prev_value
+
+    def decode_prev(self) -> None:
+        """Decode ``prev`` (in a run's process: each run gets its own copy)."""
         try:
-            return self._decode_value(*self.prev_msg)
+            self.prev_value = None if self.prev_msg is None else self._decode_value(*self.prev_msg)
         except Exception:
-            return None
+            self.prev_value = None
 
     def _run(self, sock: socket.socket, header: dict[str, Any]) -> None:
         """Run the code here (in the child) and report stdout, then a result or an error."""
@@ -322,7 +413,8 @@ class Server:
             return
         if out.size or out.dropped:
             protocol.send(sock, {"type": "stdout", "text": out.text()})
-        protocol.send(sock, {"type": "result", "seconds": round(elapsed, 6), **meta}, payload)
+        result = cast(protocol.Result, {**meta, "type": "result", "seconds": round(elapsed, 6)})
+        protocol.send(sock, result, payload)
 
     def _error(
         self, sock: socket.socket, out: _CappedText, ename: str, evalue: str, tb: str
@@ -330,6 +422,14 @@ class Server:
         if out.size or out.dropped:
             protocol.send(sock, {"type": "stdout", "text": out.text()})
         protocol.send(sock, {"type": "error", "ename": ename, "evalue": evalue, "traceback": tb})
+
+
+def _end_child(pid: int, link: socket.socket) -> None:
+    link.close()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _trim_heap() -> None:
@@ -345,6 +445,8 @@ def _trim_heap() -> None:
 
 
 _LIBC: Any = None
+_NOT_YET = object()
+_PREDECODE_BYTES = 16 * 1024 * 1024  # a larger `prev` is decoded only by a run that reads it
 _IGNORED_SIGNALS = (
     signal.SIGTERM,
     signal.SIGINT,
@@ -353,7 +455,6 @@ _IGNORED_SIGNALS = (
     signal.SIGUSR1,
     signal.SIGUSR2,
 )
-_RESULT_KEYS = ("kind", "rows", "columns", "name", "pytype", "mime", "seconds")
 
 
 def _plain(v: Any) -> bool:
@@ -413,29 +514,37 @@ def _reap_strays() -> None:
 
 
 def _serve_connection(server: Server, conn: socket.socket, max_payload: int) -> bool:
-    """Greet and serve one kernel connection; False when the kernel asked to shut down."""
-    protocol.send(
-        conn,
-        {
-            "type": "ready",
-            "version": __version__,
-            "pid": os.getpid(),
-            "protocol": protocol.PROTOCOL_VERSION,
-            "python": sys.version.split()[0],
-            "pandas": server.pd.__version__,
-            "layers": netdeny.layers(),
-        },
-    )
-    while True:
-        try:
-            header, payload = protocol.recv(conn, max_payload)
-        except protocol.ProtocolError:
-            return True
-        try:
-            if not server.handle(conn, header, payload):
-                return False
-        except (BrokenPipeError, ConnectionResetError):
-            return True
+    """Greet and serve one kernel connection; False when the kernel asked to shut down.
+
+    While idle (no request waiting) the next run's process is forked ahead of time.
+    """
+    ready: protocol.Ready = {
+        "type": "ready",
+        "protocol": protocol.PROTOCOL_VERSION,
+        "version": __version__,
+        "pid": os.getpid(),
+        "python": sys.version.split()[0],
+        "pandas": server.pd.__version__,
+        "layers": netdeny.layers(),
+    }
+    protocol.send(conn, ready)
+    try:
+        while True:
+            if server.spare is None and not select.select([conn], [], [], 0)[0]:
+                with contextlib.suppress(OSError):  # e.g. at the pids limit: forked at exec
+                    server.fork_spare(conn)
+            try:
+                header, payload = protocol.recv(conn, max_payload)
+            except protocol.ProtocolError:
+                return True
+            try:
+                if not server.handle(conn, header, payload):
+                    return False
+            except (BrokenPipeError, ConnectionResetError, KernelGone):
+                return True
+    finally:
+        server.clean_up_run()
+        server.drop_spare()
 
 
 def serve(
@@ -449,8 +558,8 @@ def serve(
     """Serve the kernel on the Unix socket ``path``: listen there (one connection at a time,
     until shutdown), or with ``connect`` dial the kernel's socket and serve that one connection
     (then the directory can be mounted read-only)."""
-    server = Server(max_output=max_output, reap_strays=reap_strays)
     if connect:
+        server = Server(max_output=max_output, reap_strays=reap_strays)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(path)
             _serve_connection(server, conn, max_payload)
@@ -461,6 +570,7 @@ def serve(
     listener.bind(path)
     os.chmod(path, 0o666)
     listener.listen(1)
+    server = Server(max_output=max_output, reap_strays=reap_strays, inherited=(listener,))
     while True:
         conn, _ = listener.accept()
         with conn:
