@@ -65,6 +65,7 @@ _LAZY = {
     "Session": "dataask_jupyter.session",
 }
 _magics: Any = None
+_unregister_panel: Any = None
 
 
 def __getattr__(name: str) -> Any:
@@ -88,11 +89,18 @@ def load_ipython_extension(ipython: Any) -> None:
         settings = next(c for c in ipython.configurables if type(c).__name__ == "Ask")
     _magics = AskMagics(ipython, settings)
     ipython.register_magics(_magics)
+    global _unregister_panel
+    from dataask_jupyter.panel import register
+
+    _unregister_panel = register(ipython, lambda: _magics.session)  # the side panel's comm
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext dataask``: stop the sandbox and remove the magics."""
-    global _magics
+    global _magics, _unregister_panel
+    if _unregister_panel is not None:
+        _unregister_panel()
+        _unregister_panel = None
     if _magics is not None:
         if _magics._session is not None:
             _magics._session.close()
