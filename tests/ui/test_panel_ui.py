@@ -1,0 +1,325 @@
+"""The dataask side panel in a real JupyterLab, driven by the system's headless Chromium.
+
+One notebook, one kernel, the scripted LLM: open the panel from the command palette, load
+dataask with one click, upload a workbook and a broken file, ask (Enter), watch the progress,
+page and sort a table, see a chart, insert the code below the active cell, export CSV and read
+the download back, ask in a cell and see it in the panel, reload the page and see the
+conversation, restart the kernel and see the panel recover. Screenshots go to the test's tmp dir
+and are copied to /tmp/dataask-panel-*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+import pytest
+
+from tests.ui.test_quickstart_ui import CHROMIUM, CHROMIUM_ARGS, _free_port, _stop, _wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+SALES = ROOT / "examples" / "data" / "sales.xlsx"
+SHOTS = Path("/tmp")
+
+RULES = [
+    {"pattern": "list all orders", "replies": ["result = df"]},
+    {
+        "pattern": "revenue by region",
+        "replies": ["result = df.groupby('region')['revenue'].sum().sort_values(ascending=False)"],
+    },
+    {
+        "pattern": "line chart of monthly revenue",
+        "replies": [
+            "monthly = df.set_index('order_date')['revenue'].resample('MS').sum()\n"
+            "result = px.line(monthly, title='Revenue per month')"
+        ],
+    },
+    {"pattern": "how many orders", "replies": ["result = len(df)"]},
+]
+
+pytestmark = [
+    pytest.mark.ui,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    pytest.importorskip("jupyterlab")
+    pytest.importorskip("playwright.sync_api")
+    tmp = tmp_path_factory.mktemp("panel-lab")
+    root = tmp / "root"
+    root.mkdir()
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("The panel asks; this notebook shows the same session."),
+            nbformat.v4.new_code_cell("%%ask\nHow many orders are there?"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    )
+    nbformat.write(nb, root / "panel.ipynb")
+    rules = tmp / "rules.json"
+    rules.write_text(json.dumps(RULES))
+    logs = tmp / "logs"
+    logs.mkdir()
+    port_file = tmp / "llm-url"
+    llm = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "scripted_llm.py"),
+            "--rules",
+            str(rules),
+            "--port-file",
+            str(port_file),
+        ],
+        stdout=open(logs / "llm.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    procs = [llm]
+    try:
+        llm_url = _wait_for(
+            lambda: port_file.exists() and port_file.read_text().strip(), 30, "the scripted LLM"
+        )
+        settings = tmp / "lab-settings"
+        for rel, body in {
+            "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+                "fetchNews": "false",
+                "checkForUpdates": False,
+            },
+            "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+        }.items():
+            (settings / rel).parent.mkdir(parents=True, exist_ok=True)
+            (settings / rel).write_text(json.dumps(body))
+        token = "dataask-panel-test-token"
+        port = _free_port()
+        env = {
+            **os.environ,
+            "DATAASK_LLM_BASE_URL": llm_url,
+            "DATAASK_LLM_API_KEY": "scripted-not-secret",
+            "DATAASK_LLM_MODEL": "scripted",
+            "DATAASK_SANDBOX": os.environ.get("DATAASK_TEST_SANDBOX", "local"),
+            "DATAASK_STATE_DIR": str(tmp / "state"),
+            "JUPYTERLAB_SETTINGS_DIR": str(settings),
+            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
+            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+            "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+        }
+        for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DATAASK_LLM"):
+            env.pop(var, None)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.news_url=",
+                "--LabApp.extension_manager=readonly",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],
+            cwd=root,
+            env=env,
+            stdout=open(logs / "lab.log", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        procs.append(server)
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                if server.poll() is not None:
+                    raise AssertionError((logs / "lab.log").read_text()[-3000:]) from None
+                return False
+
+        _wait_for(up, 90, "JupyterLab")
+        yield {"base": base, "token": token, "root": root, "logs": logs}
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+def _open_panel(page: Any, palette: bool = True) -> Any:
+    """Command palette > "Open the dataask panel" (or the right sidebar's icon); the panel."""
+    if palette:
+        page.locator(".jp-NotebookPanel .jp-Cell").first.click()
+        page.keyboard.press("Control+Shift+C")
+        search = page.locator(".lm-CommandPalette-input:visible")
+        search.fill("Open the dataask panel")
+        page.locator(".lm-CommandPalette-item", has_text="Open the dataask panel").first.click()
+    else:
+        page.locator(".jp-SideBar.jp-mod-right [data-id='dataask-panel']").click()
+    panel = page.locator("#dataask-panel")
+    panel.wait_for(state="visible", timeout=30_000)
+    return panel
+
+
+def _ask(page: Any, panel: Any, question: str) -> Any:
+    """Type the question, press Enter; the new answer once it is rendered."""
+    before = panel.locator(".dataask-answer").count()
+    box = panel.get_by_label("Ask a question about your data")
+    box.fill(question)
+    box.press("Enter")
+    answer = panel.locator(".dataask-answer").nth(before)
+    answer.wait_for(timeout=120_000)
+    assert question in answer.locator(".dataask-question").inner_text()
+    return answer
+
+
+def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"%PDF-1.7 not a table at all")
+    errors: list[str] = []
+    shots: list[Path] = []
+
+    def shot(page: Any, name: str) -> None:
+        path = tmp_path / f"{name}.png"
+        page.screenshot(path=str(path))
+        shots.append(path)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(
+            viewport={"width": 1600, "height": 1000}, accept_downloads=True
+        )
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        url = f"{lab['base']}/lab/workspaces/panel/tree/panel.ipynb?token={lab['token']}"
+        try:
+            page.goto(url)
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
+            page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)
+            assert page.locator(".jp-SideBar.jp-mod-right [data-id='dataask-panel']").count() == 1
+            panel = _open_panel(page)
+
+            # dataask is not loaded in this kernel yet: one click loads it
+            panel.get_by_text("dataask is not loaded").wait_for(timeout=60_000)
+            panel.get_by_role("button", name="Load dataask").click()
+            datasets = panel.get_by_role("list", name="Datasets")
+            datasets.get_by_text("No datasets yet").wait_for(timeout=60_000)
+
+            # upload a workbook and a broken file (the picker)
+            panel.get_by_label("Choose data files to upload").set_input_files(
+                [str(SALES), str(broken)]
+            )
+            datasets.get_by_text("4,000 rows \u00d7 11 columns").wait_for(timeout=60_000)
+            panel.get_by_text("broken.csv looks like a PDF document").wait_for(timeout=60_000)
+            assert datasets.locator("li.dataask-dataset").count() == 1
+            assert "sales" in datasets.locator("li[aria-current='true']").inner_text()
+
+            # ask: the 4,000-row table, paged and sorted through the comm
+            box = panel.get_by_label("Ask a question about your data")
+            box.fill("list all orders")
+            box.press("Enter")
+            panel.locator(".dataask-progress:not([hidden])").wait_for(timeout=30_000)
+            shot(page, "dataask-panel-progress")
+            orders = panel.locator(".dataask-answer").first
+            orders.wait_for(timeout=120_000)
+            table = orders.locator(".dataask-table-view")
+            table.locator(".dataask-table-info", has_text="Rows 1\u201310 of 4,000").wait_for()
+            table.get_by_role("button", name="Next page").click()
+            table.locator(".dataask-table-info", has_text="Rows 11\u201320 of 4,000").wait_for()
+            table.get_by_label("Rows per page").select_option("50")
+            table.locator(".dataask-table-info", has_text="Rows 1\u201350 of 4,000").wait_for()
+            assert table.locator("tbody tr").count() == 50
+            table.get_by_role("button", name="revenue").click()
+            table.locator("th.dataask-sorted", has_text="revenue ▲").wait_for()
+            revenue = table.locator("th").all_inner_texts().index("revenue ▲")
+            cells = table.locator(f"tbody tr td:nth-child({revenue + 1})").all_inner_texts()
+            values = [float(v.replace(",", "")) for v in cells]
+            assert values == sorted(values)
+
+            # a Series answer: table + chart toggle; then a plotly figure answer
+            region = _ask(page, panel, "What is the revenue by region?")
+            region.get_by_role("button", name="Chart").click()
+            region.locator(".js-plotly-plot").wait_for(timeout=60_000)
+            chart = _ask(page, panel, "Draw a line chart of monthly revenue")
+            chart.locator(".js-plotly-plot").wait_for(timeout=60_000)
+            assert "Revenue per month" in (chart.locator(".gtitle").text_content() or "")
+            shot(page, "dataask-panel-chart")
+
+            # insert the code below the active cell
+            cells_before = page.locator(".jp-Notebook .jp-Cell").count()
+            page.locator(".jp-Notebook .jp-Cell").first.click()
+            region.get_by_role("button", name="Insert code below").click()
+            page.wait_for_function(
+                f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === "
+                f"{cells_before + 1}",
+                timeout=15_000,
+            )
+            inserted = page.locator(".jp-Notebook .jp-Cell").nth(1)
+            assert "groupby('region')" in inserted.locator(".cm-content").inner_text()
+
+            # export CSV: the browser downloads the file Session.export wrote
+            with page.expect_download(timeout=60_000) as download:
+                region.get_by_role("button", name="CSV").click()
+            saved = tmp_path / download.value.suggested_filename
+            download.value.save_as(saved)
+            frame = pd.read_csv(saved)
+            assert list(frame.columns) == ["region", "revenue"] and len(frame) == 4
+
+            # a question asked in a cell shows in the panel
+            ask_cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+            assert "How many orders" in ask_cell.inner_text()
+            ask_cell.click()
+            page.keyboard.press("Shift+Enter")
+            cell_answer = panel.locator(".dataask-answer", has_text="How many orders are there?")
+            cell_answer.wait_for(timeout=120_000)
+            assert cell_answer.locator(".dataask-headline").inner_text() == "4,000"
+            shot(page, "dataask-panel")
+            answers = panel.locator(".dataask-answer").count()
+            assert answers == 4
+
+            # reload: the panel shows the kernel's conversation again
+            page.reload()
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
+            panel = page.locator("#dataask-panel")
+            if not panel.is_visible():  # the layout restorer may have reopened it already
+                panel = _open_panel(page, palette=False)
+            panel.locator(".dataask-answer").nth(answers - 1).wait_for(timeout=60_000)
+            assert panel.locator(".dataask-answer").count() == answers
+            panel.get_by_role("list", name="Datasets").get_by_text("sales", exact=True).wait_for()
+
+            # restart the kernel: the panel waits, then offers to load dataask again
+            page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
+            page.locator(".jp-Dialog-button", has_text="Restart").click()
+            panel.get_by_role("button", name="Load dataask").wait_for(timeout=90_000)
+            assert panel.locator(".dataask-answer").count() == 0
+            panel.get_by_role("button", name="Load dataask").click()
+            panel.get_by_role("list", name="Datasets").get_by_text("No datasets yet").wait_for(
+                timeout=60_000
+            )
+            shot(page, "dataask-panel-restarted")
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            print(f"screenshot of the failure: {tmp_path / 'failure.png'}")
+            raise
+        finally:
+            browser.close()
+    for path in shots:
+        shutil.copy(path, SHOTS / path.name)
+    panel_errors = [e for e in errors if "dataask" in e.lower()]
+    assert not panel_errors, panel_errors
