@@ -7,6 +7,7 @@ import { Clipboard, ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { MessageLoop } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 import { KernelLink } from './link';
 import { PanelModel } from './model';
@@ -26,6 +27,19 @@ const ICON_SVG =
   '<path d="M16 13a4 4 0 0 1 3.2 6.4l2.5 2.5-1.4 1.4-2.5-2.5A4 4 0 1 1 16 13zm0 2a2 2 0 1 0 0 4 2 2 0 0 0 0-4z"/></g></svg>';
 
 export const dataaskIcon = new LabIcon({ name: 'dataask:icon', svgstr: ICON_SVG });
+
+/** A figure as the panel shows it: in a narrow panel the legend goes below the plot. */
+export function fitToPanel(figure: any, width: number): any {
+  if (width >= 520 || !figure || typeof figure !== 'object') {
+    return figure;
+  }
+  const layout = { ...(figure.layout ?? {}) };
+  layout.legend = { orientation: 'h', yanchor: 'top', y: -0.25, ...(layout.legend ?? {}) };
+  layout.margin = { l: 50, r: 10, t: layout.title ? 40 : 10, b: 40, ...(layout.margin ?? {}) };
+  layout.autosize = true;
+  delete layout.width;
+  return { ...figure, layout };
+}
 
 /** Insert `code` as a code cell below `index` of `panel`'s notebook and make it active. */
 function insertCell(panel: NotebookPanel, index: number, code: string): void {
@@ -56,15 +70,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const link = new KernelLink(tracker, model);
 
     const renderFigure = async (host: HTMLElement, figure: any): Promise<void> => {
-      const data = { [PLOTLY_MIME]: figure };
+      const data = { [PLOTLY_MIME]: fitToPanel(figure, host.clientWidth || 300) };
       if (!rendermime.preferredMimeType(data, 'any')) {
         host.textContent = 'Charts need plotly’s JupyterLab renderer: pip install plotly';
         return;
       }
       const renderer = rendermime.createRenderer(PLOTLY_MIME);
-      await renderer.renderModel(rendermime.createModel({ data, trusted: true }));
       host.replaceChildren();
-      Widget.attach(renderer, host);
+      if (!host.isConnected) {
+        await new Promise(resolve => requestAnimationFrame(resolve));
+      }
+      Widget.attach(renderer, host); // first, so plotly sizes the chart to the panel
+      await renderer.renderModel(rendermime.createModel({ data, trusted: true }));
+      const observer = new ResizeObserver(() => {
+        if (renderer.isDisposed || !host.isConnected) {
+          observer.disconnect();
+        } else {
+          MessageLoop.sendMessage(renderer, Widget.ResizeMessage.UnknownSize);
+        }
+      });
+      observer.observe(host);
     };
 
     const panel = new DataaskPanel({

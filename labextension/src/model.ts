@@ -98,7 +98,7 @@ export class PanelModel {
       this.addTurn(t);
     }
     this.applyState(state);
-    for (const t of this.turns) {
+    for (const t of [...turns].sort((a, b) => a.number - b.number)) {
       this.remember(t.question);
     }
     this.status = 'ready';

@@ -191,7 +191,7 @@ export class DataaskPanel extends Widget {
         h('span', { class: 'dataask-dataset-name' }, ds.name),
         ' ',
         h('span', { class: 'dataask-muted' }, shape),
-        h('div', { class: 'dataask-muted dataask-source' }, ds.source.split('/').pop() + (ds.sheet ? ` · sheet “${ds.sheet}”` : ''))
+        h('div', { class: 'dataask-muted dataask-source', title: ds.source }, ds.source.split('/').pop() ?? ds.source)
       )
     );
     if (ds.sheets.length > 1) {
@@ -200,7 +200,7 @@ export class DataaskPanel extends Widget {
         pick.append(h('option', { value: s, selected: s === ds.sheet }, s));
       }
       pick.addEventListener('change', () => void this.call('sheet', { name: ds.name, sheet: pick.value }));
-      li.append(pick);
+      li.querySelector('.dataask-dataset-text')?.append(h('label', { class: 'dataask-muted dataask-sheet' }, 'Sheet ', pick));
     }
     li.append(
       button('✕', () => void this.call('drop', { name: ds.name }), {

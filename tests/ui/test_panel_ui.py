@@ -292,6 +292,19 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             answers = panel.locator(".dataask-answer").count()
             assert answers == 4
 
+            # the notebook widget's "Insert as new cell" goes through the extension: the new
+            # cell sits right below the answer's cell and becomes the active one
+            cells_before = page.locator(".jp-Notebook .jp-Cell").count()
+            ask_cell.locator(".dataask-insert").click()
+            page.wait_for_function(
+                f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === "
+                f"{cells_before + 1}",
+                timeout=15_000,
+            )
+            below = page.locator(".jp-Notebook .jp-Cell").nth(3)
+            assert below.locator(".cm-content").inner_text() == "result = len(df)"
+            assert "jp-mod-active" in (below.get_attribute("class") or "")
+
             # reload: the panel shows the kernel's conversation again
             page.reload()
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
