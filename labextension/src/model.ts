@@ -113,6 +113,9 @@ export class PanelModel {
         break;
       case 'turn':
         this.addTurn(msg.turn);
+        if (!this.recall.includes(msg.turn.question)) {
+          this.remember(msg.turn.question); // asked in a cell: Up recalls it too
+        }
         break;
       case 'event':
         this.onEvent(msg.ask, msg.kind, msg.text);

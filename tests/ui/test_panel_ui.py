@@ -10,12 +10,7 @@ and are copied to /tmp/dataask-panel-*.png.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +19,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from tests.ui.test_quickstart_ui import CHROMIUM, CHROMIUM_ARGS, _free_port, _stop, _wait_for
+from tests.ui.panel_lab import launch, open_notebook, open_panel, running_lab, widen_panel
+from tests.ui.test_quickstart_ui import CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
 SALES = ROOT / "examples" / "data" / "sales.xlsx"
@@ -57,9 +53,7 @@ pytestmark = [
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     pytest.importorskip("jupyterlab")
     pytest.importorskip("playwright.sync_api")
-    tmp = tmp_path_factory.mktemp("panel-lab")
-    root = tmp / "root"
-    root.mkdir()
+    folder = tmp_path_factory.mktemp("panel-lab")
     nb = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_markdown_cell("The panel asks; this notebook shows the same session."),
@@ -67,109 +61,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         ],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
     )
-    nbformat.write(nb, root / "panel.ipynb")
-    rules = tmp / "rules.json"
-    rules.write_text(json.dumps(RULES))
-    logs = tmp / "logs"
-    logs.mkdir()
-    port_file = tmp / "llm-url"
-    llm = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "scripted_llm.py"),
-            "--rules",
-            str(rules),
-            "--port-file",
-            str(port_file),
-        ],
-        stdout=open(logs / "llm.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    procs = [llm]
-    try:
-        llm_url = _wait_for(
-            lambda: port_file.exists() and port_file.read_text().strip(), 30, "the scripted LLM"
-        )
-        settings = tmp / "lab-settings"
-        for rel, body in {
-            "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-                "fetchNews": "false",
-                "checkForUpdates": False,
-            },
-            "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        }.items():
-            (settings / rel).parent.mkdir(parents=True, exist_ok=True)
-            (settings / rel).write_text(json.dumps(body))
-        token = "dataask-panel-test-token"
-        port = _free_port()
-        env = {
-            **os.environ,
-            "DATAASK_LLM_BASE_URL": llm_url,
-            "DATAASK_LLM_API_KEY": "scripted-not-secret",
-            "DATAASK_LLM_MODEL": "scripted",
-            "DATAASK_SANDBOX": os.environ.get("DATAASK_TEST_SANDBOX", "local"),
-            "DATAASK_STATE_DIR": str(tmp / "state"),
-            "JUPYTERLAB_SETTINGS_DIR": str(settings),
-            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-            "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-        }
-        for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DATAASK_LLM"):
-            env.pop(var, None)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyterlab",
-                "--no-browser",
-                "--ServerApp.ip=127.0.0.1",
-                f"--ServerApp.port={port}",
-                "--ServerApp.port_retries=0",
-                f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={root}",
-                "--LabApp.news_url=",
-                "--LabApp.extension_manager=readonly",
-                *(["--allow-root"] if os.geteuid() == 0 else []),
-            ],
-            cwd=root,
-            env=env,
-            stdout=open(logs / "lab.log", "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        procs.append(server)
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                if server.poll() is not None:
-                    raise AssertionError((logs / "lab.log").read_text()[-3000:]) from None
-                return False
-
-        _wait_for(up, 90, "JupyterLab")
-        yield {"base": base, "token": token, "root": root, "logs": logs}
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
-
-
-def _open_panel(page: Any, palette: bool = True) -> Any:
-    """Command palette > "Open the dataask panel" (or the right sidebar's icon); the panel."""
-    if palette:
-        page.locator(".jp-NotebookPanel .jp-Cell").first.click()
-        page.keyboard.press("Control+Shift+C")
-        search = page.locator(".lm-CommandPalette-input:visible")
-        search.fill("Open the dataask panel")
-        page.locator(".lm-CommandPalette-item", has_text="Open the dataask panel").first.click()
-    else:
-        page.locator(".jp-SideBar.jp-mod-right [data-id='dataask-panel']").click()
-    panel = page.locator("#dataask-panel")
-    panel.wait_for(state="visible", timeout=30_000)
-    return panel
+    (folder / "root").mkdir()
+    nbformat.write(nb, folder / "root" / "panel.ipynb")
+    with running_lab(folder, RULES) as lab:
+        yield lab
 
 
 def _ask(page: Any, panel: Any, question: str) -> Any:
@@ -198,21 +93,17 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
         shots.append(path)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch(p)
         context = browser.new_context(
             viewport={"width": 1600, "height": 1000}, accept_downloads=True
         )
         page = context.new_page()
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        url = f"{lab['base']}/lab/workspaces/panel/tree/panel.ipynb?token={lab['token']}"
         try:
-            page.goto(url)
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
-            page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)
+            open_notebook(page, lab, "panel.ipynb")
             assert page.locator(".jp-SideBar.jp-mod-right [data-id='dataask-panel']").count() == 1
-            panel = _open_panel(page)
+            panel = open_panel(page)
+            widen_panel(page)
 
             # dataask is not loaded in this kernel yet: one click loads it
             panel.get_by_text("dataask is not loaded").wait_for(timeout=60_000)
@@ -310,7 +201,7 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
             panel = page.locator("#dataask-panel")
             if not panel.is_visible():  # the layout restorer may have reopened it already
-                panel = _open_panel(page, palette=False)
+                panel = open_panel(page, palette=False)
             panel.locator(".dataask-answer").nth(answers - 1).wait_for(timeout=60_000)
             assert panel.locator(".dataask-answer").count() == answers
             panel.get_by_role("list", name="Datasets").get_by_text("sales", exact=True).wait_for()
