@@ -88,7 +88,7 @@ def comm_figures(rows: int, repeat: int) -> dict[str, Any]:
                 out[label] = {
                     "first_event": statistics.median(first),
                     "turn": statistics.median(done),
-                    "turn_bytes": statistics.median(sizes),
+                    "turn_bytes": int(statistics.median(sizes)),
                 }
             number = turn["turn"]["number"]
             t0 = time.perf_counter()

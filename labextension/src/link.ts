@@ -25,6 +25,8 @@ export class KernelLink {
   private nextId = 1;
   private pending = new Map<number, Pending>();
   private restarting = false;
+  private reloadAfterRestart = false; // dataask was loaded before the restart: load it again
+  private loadedInKernel = false; // this kernel has welcomed the panel (and not unloaded since)
   private generation = 0; // bumps on every (re)connect: late messages of old comms are dropped
 
   constructor(
@@ -133,7 +135,13 @@ export class KernelLink {
   }
 
   private useKernel(kernel: Kernel.IKernelConnection | null): void {
+    // a restart may hand over a new connection to the same kernel: keep what we knew
+    const sameKernel = kernel !== null && this.kernel !== null && kernel.id === this.kernel.id;
     this.dropKernel();
+    if (!sameKernel) {
+      this.reloadAfterRestart = false;
+      this.loadedInKernel = false;
+    }
     this.kernel = kernel;
     if (!kernel) {
       this.model.setStatus('waiting', 'the notebook has no kernel yet');
@@ -164,6 +172,8 @@ export class KernelLink {
 
   private onKernelStatus(_k: Kernel.IKernelConnection, status: KM.Status): void {
     if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+      this.reloadAfterRestart ||= this.loadedInKernel && status !== 'dead';
+      this.loadedInKernel = false;
       this.restarting = true;
       this.closeComm();
       this.model.clear(this.panel?.context.path ?? '');
@@ -206,6 +216,7 @@ export class KernelLink {
     this.pending.set(helloId, {
       resolve: reply => {
         welcomed = true;
+        this.loadedInKernel = true;
         this.model.welcome(reply.state as PanelState, reply.turns as TurnView[]);
       },
       reject: err => {
@@ -226,10 +237,26 @@ export class KernelLink {
       }
       this.comm = null;
       this.failPending('the kernel closed the panel’s connection');
-      if (!this.restarting) {
-        // closed before the welcome: the kernel has no "dataask" target
-        this.model.setStatus('not-loaded', welcomed ? 'dataask was unloaded' : '');
+      if (this.restarting) {
+        return;
       }
+      if (welcomed && this.loadedInKernel) {
+        // lost without an unload (e.g. the kernel is going down): open it again shortly
+        this.model.setStatus('waiting', 'the connection to the kernel was lost');
+        setTimeout(() => {
+          if (generation === this.generation && !this.comm && !this.restarting) {
+            this.connect();
+          }
+        }, 1000);
+        return;
+      }
+      if (!welcomed && this.reloadAfterRestart) {
+        this.reloadAfterRestart = false; // a restarted kernel that had dataask: load it again
+        void this.loadDataask();
+        return;
+      }
+      // closed before the welcome: the kernel has no "dataask" target
+      this.model.setStatus('not-loaded', welcomed ? 'dataask was unloaded' : '');
     };
     try {
       comm.open({ op: 'hello', id: helloId });
@@ -263,6 +290,9 @@ export class KernelLink {
   }
 
   private onMessage(msg: KernelMessage, buffers: (ArrayBuffer | ArrayBufferView)[]): void {
+    if (msg.type === 'closed') {
+      this.loadedInKernel = false; // %unload_ext dataask: do not load it again by ourselves
+    }
     if (msg.type === 'reply') {
       const p = this.pending.get(msg.id);
       if (!p) {

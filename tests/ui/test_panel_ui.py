@@ -40,6 +40,7 @@ RULES = [
         ],
     },
     {"pattern": "how many orders", "replies": ["result = len(df)"]},
+    {"pattern": "total profit", "replies": ["result = df['profit'].sum()"]},
 ]
 
 pytestmark = [
@@ -120,6 +121,20 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             assert datasets.locator("li.dataask-dataset").count() == 1
             assert "sales" in datasets.locator("li[aria-current='true']").inner_text()
 
+            # drag and drop a CSV onto the drop zone: a second dataset, now the active one
+            page.evaluate(
+                """() => {
+                  const dt = new DataTransfer();
+                  dt.items.add(new File(['city,visits\\nBerlin,10\\nParis,12\\n'], 'visits.csv'));
+                  const zone = document.querySelector('#dataask-panel .dataask-drop');
+                  zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
+                }"""
+            )
+            datasets.get_by_text("2 rows \u00d7 2 columns").wait_for(timeout=60_000)
+            assert "visits" in datasets.locator("li[aria-current='true']").inner_text()
+            datasets.get_by_role("button", name="Ask about sales").click()
+            datasets.locator("li[aria-current='true']", has_text="sales").wait_for()
+
             # ask: the 4,000-row table, paged and sorted through the comm
             box = panel.get_by_label("Ask a question about your data")
             box.fill("list all orders")
@@ -151,6 +166,17 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             assert "Revenue per month" in (chart.locator(".gtitle").text_content() or "")
             shot(page, "dataask-panel-chart")
 
+            # Up recalls the last question; a failure is one line plus the failing code
+            box.press("ArrowUp")
+            assert box.input_value() == "Draw a line chart of monthly revenue"
+            box.fill("")
+            failed = _ask(page, panel, "What is the total profit?")
+            error = failed.locator(".dataask-error")
+            assert "Could not answer" in error.inner_text() and "profit" in error.inner_text()
+            assert len(error.inner_text().splitlines()) == 1
+            assert failed.locator("details.dataask-code[open]").count() == 1
+            assert "df['profit']" in failed.locator("details.dataask-code pre").inner_text()
+
             # insert the code below the active cell
             cells_before = page.locator(".jp-Notebook .jp-Cell").count()
             page.locator(".jp-Notebook .jp-Cell").first.click()
@@ -181,7 +207,7 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             assert cell_answer.locator(".dataask-headline").inner_text() == "4,000"
             shot(page, "dataask-panel")
             answers = panel.locator(".dataask-answer").count()
-            assert answers == 4
+            assert answers == 5
 
             # the notebook widget's "Insert as new cell" goes through the extension: the new
             # cell sits right below the answer's cell and becomes the active one
@@ -206,16 +232,25 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             assert panel.locator(".dataask-answer").count() == answers
             panel.get_by_role("list", name="Datasets").get_by_text("sales", exact=True).wait_for()
 
-            # restart the kernel: the panel waits, then offers to load dataask again
+            # restart the kernel: the panel waits, loads dataask in the new kernel (it was
+            # loaded before) and shows its empty session
+            page.evaluate(
+                """() => {
+                  const status = document.querySelector('#dataask-panel .dataask-status');
+                  window.__dataaskSeen = [];
+                  new MutationObserver(() => window.__dataaskSeen.push(status.textContent))
+                    .observe(status, {subtree: true, childList: true, characterData: true});
+                }"""
+            )
             page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
             page.locator(".jp-Dialog-button", has_text="Restart").click()
-            panel.get_by_role("button", name="Load dataask").wait_for(timeout=90_000)
-            assert panel.locator(".dataask-answer").count() == 0
-            panel.get_by_role("button", name="Load dataask").click()
             panel.get_by_role("list", name="Datasets").get_by_text("No datasets yet").wait_for(
-                timeout=60_000
+                timeout=90_000
             )
+            seen = page.evaluate("() => window.__dataaskSeen")
+            assert any("Waiting for the kernel" in text for text in seen), seen
+            assert panel.locator(".dataask-answer").count() == 0
             shot(page, "dataask-panel-restarted")
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"))
