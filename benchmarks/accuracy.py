@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
@@ -55,6 +55,7 @@ import openai  # noqa: E402
 import pandas as pd  # noqa: E402
 from databench_score import ANSWER_TYPES, answer_string, default_compare  # noqa: E402
 
+from dataask_jupyter.checks import CHECKS  # noqa: E402
 from dataask_jupyter.config import Ask  # noqa: E402
 from dataask_jupyter.llm import Endpoint, resolve_endpoint  # noqa: E402
 from dataask_jupyter.sandbox import Sandbox  # noqa: E402
@@ -99,7 +100,12 @@ class Outcome:
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    first_token_seconds: float | None = None  # streamed replies (dataask) only
+    llm_seconds: float = 0.0
+    cached_tokens: int | None = None  # prompt tokens the server's cache served, when it says
     code: str = ""
+    # result checks: each check that fired, with the answer string of the result it judged
+    checks: list[list[str]] = field(default_factory=list)
 
     @classmethod
     def start(cls, system: str, q: Question) -> Outcome:
@@ -298,7 +304,12 @@ class DataaskRunner:
             a = g.value
             out.repairs = a.repairs
             out.prompt_tokens, out.completion_tokens = a.prompt_tokens, a.completion_tokens
+            out.first_token_seconds, out.llm_seconds = a.first_token_seconds, a.llm_seconds
+            out.cached_tokens = a.cached_tokens
             out.code = a.code
+            for t in a.attempts:
+                if t.check is not None:
+                    out.checks.append([t.check, _answer_or_error(t.value)])
             if a.error is None:
                 try:
                     out.answer = answer_string(a.value)
@@ -517,6 +528,92 @@ class BaselineRunner:
 # --------------------------------------------------------------------------- summary
 
 
+def _answer_or_error(value: Any) -> str:
+    try:
+        return answer_string(value)
+    except Exception:
+        return ERROR_ANSWER
+
+
+def check_report(outcomes: Sequence[Outcome]) -> str:
+    """Per result check: how often it fired, and what its retry did to the answer.
+
+    ``fixed``: the result it judged was wrong and the final answer is right; ``broke``: the
+    result it judged was right and the final answer is wrong; ``false alarm``: it fired on a
+    right result. A check earns its place when fixed clearly outnumbers broke.
+    """
+    rows: dict[str, list[int]] = {}
+    for o in outcomes:
+        if o.system != "dataask":
+            continue
+        for name, judged in o.checks:
+            first_ok = default_compare(judged, o.gold, o.type)
+            r = rows.setdefault(name, [0, 0, 0, 0])
+            r[0] += 1
+            r[1] += (not first_ok) and o.ok
+            r[2] += first_ok and not o.ok
+            r[3] += first_ok
+    if not rows:
+        return "result checks: none fired"
+    lines = [f"{'result check':<16}{'fired':>7}{'fixed':>7}{'broke':>7}{'false alarm':>13}"]
+    for name, (fired, fixed, broke, false) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"{name:<16}{fired:>7}{fixed:>7}{broke:>7}{false:>13}")
+    return "\n".join(lines)
+
+
+def fold_report(outcomes: Sequence[Outcome]) -> str:
+    """Accuracy per table (each table one fold), with the mean and spread across tables.
+
+    The gap per table is dataask minus the baseline; a change tuned on some tables shows up as
+    a spread that widens on the others.
+    """
+    tables = sorted({o.dataset for o in outcomes})
+    lines = [f"{'table (fold)':<28}{'n':>5}{'dataask':>10}{'baseline':>10}{'gap':>8}"]
+    accs: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+    for t in tables:
+        cells = []
+        n = 0
+        for s in SYSTEMS:
+            group = [o for o in outcomes if o.dataset == t and o.system == s]
+            n = max(n, len(group))
+            acc = 100 * sum(o.ok for o in group) / len(group) if group else float("nan")
+            if group:
+                accs[s].append(acc)
+            cells.append(acc)
+        gap = cells[0] - cells[1]
+        lines.append(f"{_short(t, 27):<28}{n:>5}{cells[0]:>10.1f}{cells[1]:>10.1f}{gap:>+8.1f}")
+    for s in SYSTEMS:
+        if len(accs[s]) > 1:
+            lines.append(
+                f"{s} across tables: mean {statistics.fmean(accs[s]):.1f}, "
+                f"sd {statistics.stdev(accs[s]):.1f}, min {min(accs[s]):.1f}, "
+                f"max {max(accs[s]):.1f}"
+            )
+    return "\n".join(lines)
+
+
+def _first_token(group: list[Outcome]) -> str:
+    times = [o.first_token_seconds for o in group if o.first_token_seconds is not None]
+    return f"{_quantile(times, 0.5):.2f}" if times else "-"
+
+
+def _tokens_per_second(group: list[Outcome]) -> str:
+    """Generated tokens over the time after the first token, summed over the questions."""
+    tokens = seconds = 0.0
+    for o in group:
+        if o.first_token_seconds is not None and o.llm_seconds > o.first_token_seconds:
+            tokens += o.completion_tokens
+            seconds += o.llm_seconds - o.first_token_seconds
+    return f"{tokens / seconds:.1f}" if seconds else "-"
+
+
+def _cache_rate(group: list[Outcome]) -> str:
+    """Share of prompt tokens the server's prompt cache served (where the server reports it)."""
+    reported = [o for o in group if o.cached_tokens is not None]
+    prompt = sum(o.prompt_tokens for o in reported)
+    return f"{100 * sum(o.cached_tokens or 0 for o in reported) / prompt:.0f}%" if prompt else "-"
+
+
 def _pct(n: int, d: int) -> str:
     return f"{100 * n / d:5.1f}%" if d else "    -"
 
@@ -584,6 +681,9 @@ def summarize(outcomes: Sequence[Outcome], *, header: str = "") -> str:
             lambda g: f"{statistics.fmean([o.completion_tokens for o in g]):.0f}",
         )
     )
+    lines.append(row("first token median (s)", _first_token))
+    lines.append(row("generated tokens/s", _tokens_per_second))
+    lines.append(row("prompt cache hit rate", _cache_rate))
     if both:
         a, b = (sum(o.ok for o in per[s]) for s in systems)
         ratio = f"{a / b:.2f}x" if b else "inf"
@@ -619,7 +719,21 @@ def build_settings(args: argparse.Namespace) -> Ask:
         s.llm = "local"
     if args.sandbox:
         s.sandbox = args.sandbox
+    s.result_checks = parse_checks(args.checks)
     return s
+
+
+def parse_checks(text: str) -> bool | list[str]:
+    """``--checks``: "all", "none", or comma-separated check names."""
+    if text == "all":
+        return True
+    if text == "none":
+        return False
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise SystemExit(f"unknown check(s): {', '.join(unknown)}; known: {', '.join(CHECKS)}")
+    return names
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -646,6 +760,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--exec-timeout", type=float, default=30.0, help="seconds one run of code may take"
     )
     p.add_argument("--sandbox", choices=["auto", "docker", "local"], help="default: Ask.sandbox")
+    p.add_argument(
+        "--checks",
+        default="all",
+        help="result checks in force: all, none, or names separated by commas "
+        f"({', '.join(CHECKS)}); the summary reports each one's effect",
+    )
+    p.add_argument(
+        "--folds",
+        choices=["tables"],
+        help="also print accuracy per table (leave-one-table-out folds): mean and spread",
+    )
     p.add_argument("--out", type=Path, help="per-question JSONL (a .summary.txt goes beside it)")
     p.add_argument("--quiet", action="store_true", help="no per-question progress on stderr")
     p.add_argument(
@@ -676,6 +801,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = read_outcomes(args.summarize)
         files = ", ".join(str(p) for p in args.summarize)
         print(summarize(done, header=f"DataBench accuracy, re-scored from {files}\n"))
+        print("\n" + check_report(done))
+        if args.folds:
+            print("\n" + fold_report(done))
         return 0
     qa_dir = (args.qa or default_qa_dir()).resolve()
     questions = select(load_questions(qa_dir, lite=args.lite), args.ids, args.limit)
@@ -763,6 +891,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         + "\n"
     )
     text = summarize(outcomes, header=header) if outcomes else header + "no answers"
+    if outcomes:
+        text += "\n\n" + check_report(outcomes)
+        if args.folds:
+            text += "\n\n" + fold_report(outcomes)
     print(text, flush=True)
     if args.out:
         args.out.with_suffix(".summary.txt").write_text(text + "\n", encoding="utf-8")

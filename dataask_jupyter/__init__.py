@@ -77,18 +77,24 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext dataask``: register ``%ask``/``%%ask`` and the ``Ask`` settings."""
+    """``%load_ext dataask``: register ``%ask``/``%%ask``, the ``Ask`` settings and the input
+    transformer that keeps one-line questions ending with "?" away from IPython's help syntax.
+
+    Imports neither pandas, openai nor the session: they load with the first command or question.
+    """
     global _magics
     from dataask_jupyter.config import Ask
-    from dataask_jupyter.magics import AskMagics
+    from dataask_jupyter.magics import AskMagics, ask_line_transform
 
-    settings = Ask(parent=ipython)
-    if not any(type(c).__name__ == "Ask" for c in ipython.configurables):
+    settings = next((c for c in ipython.configurables if type(c).__name__ == "Ask"), None)
+    if settings is None:
+        settings = Ask(parent=ipython)
         ipython.configurables.append(settings)
-    else:
-        settings = next(c for c in ipython.configurables if type(c).__name__ == "Ask")
     _magics = AskMagics(ipython, settings)
     ipython.register_magics(_magics)
+    cleanup = ipython.input_transformers_cleanup
+    if ask_line_transform not in cleanup:
+        cleanup.append(ask_line_transform)
     global _unregister_panel
     from dataask_jupyter.panel import register
 
@@ -96,11 +102,16 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """``%unload_ext dataask``: stop the sandbox and remove the magics."""
+    """``%unload_ext dataask``: stop the sandbox, remove the magics and the input transformer."""
     global _magics, _unregister_panel
+    from dataask_jupyter.magics import ask_line_transform
+
     if _unregister_panel is not None:
         _unregister_panel()
         _unregister_panel = None
+    cleanup = ipython.input_transformers_cleanup
+    while ask_line_transform in cleanup:
+        cleanup.remove(ask_line_transform)
     if _magics is not None:
         if _magics._session is not None:
             _magics._session.close()

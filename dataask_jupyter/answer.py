@@ -28,6 +28,9 @@ class Dataset:
     delimiter: str | None = None
     engine: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # reader overrides: header_row, range
+    hidden_sheets: dict[str, str] = field(default_factory=dict)  # name -> "hidden"/"very hidden"
+    range: str | None = None  # where the reader found the table, Excel style ("B4:F20")
+    header_row: int | None = None  # the 1-based row that gave the column names, when known
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -63,6 +66,7 @@ class Attempt:
     reply: str = field(default="", repr=False)
     outcome: str = ""
     check: str | None = None
+    value: Any = field(default=None, repr=False)  # what the run returned (ok and misfit tries)
 
 
 @dataclass
@@ -81,6 +85,9 @@ class Answer:
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int | None = None  # prompt tokens served by the LLM server's cache
+    first_token_seconds: float | None = None  # of the first reply
+    llm_seconds: float = 0.0  # time spent waiting for the LLM, all tries
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
 

@@ -103,6 +103,12 @@ class Ask(Configurable):
         6, help="How many recent turns the prompt carries for follow-up questions."
     ).tag(config=True)
     max_history = Int(200, help="Most turns kept in Session.history.").tag(config=True)
+    persist = Bool(
+        True,
+        help="Keep each notebook's conversation and datasets across kernel restarts (SQLite "
+        "under the Jupyter data directory; env DATAASK_STATE_DIR moves it). Used by the magics "
+        "and the side panel; Session() in Python keeps nothing unless given a store.",
+    ).tag(config=True)
     profile_max_columns = Int(
         80, help="Columns described in full in the prompt; the rest by name only."
     ).tag(config=True)

@@ -35,6 +35,8 @@ class Completion:
     completion_tokens: int
     seconds: float
     model: str
+    first_token_seconds: float | None = None  # time to the first streamed piece
+    cached_tokens: int | None = None  # prompt tokens the server's cache served, when it says
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,10 @@ class LLMClient:
             completion_tokens=call.completion_tokens,
             seconds=time.perf_counter() - started,
             model=call.model or ep.model,
+            first_token_seconds=(
+                call.first_piece_at - started if call.first_piece_at is not None else None
+            ),
+            cached_tokens=call.cached_tokens,
         )
 
     def _describe(self, exc: Exception, ep: Endpoint) -> str:
@@ -199,6 +205,8 @@ class _StreamingCall:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.model = ""
+        self.cached_tokens: int | None = None
+        self.first_piece_at: float | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
         self._stream: Any = None
         self._closed = threading.Event()
@@ -220,6 +228,12 @@ class _StreamingCall:
                 if chunk.usage is not None:
                     self.prompt_tokens = chunk.usage.prompt_tokens
                     self.completion_tokens = chunk.usage.completion_tokens
+                    details = chunk.usage.prompt_tokens_details
+                    if details is not None and details.cached_tokens is not None:
+                        self.cached_tokens = details.cached_tokens
+                timings = (chunk.model_extra or {}).get("timings")  # llama.cpp's server
+                if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+                    self.cached_tokens = timings["cache_n"]
                 for choice in chunk.choices:
                     if choice.delta is not None and choice.delta.content:
                         self._queue.put(choice.delta.content)
@@ -245,6 +259,8 @@ class _StreamingCall:
                     if self._closed.is_set():
                         raise CancelledError("cancelled")
                     raise item
+                if self.first_piece_at is None:
+                    self.first_piece_at = time.perf_counter()
                 self.text.append(item)
                 yield item
         except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from dataask_jupyter.profile import profile_frame
+from dataask_jupyter.profile import profile_frame, quote
 
 INSTRUCTIONS = """\
 You write Python (pandas) code that answers questions about tables.
@@ -52,6 +52,7 @@ class PastTurn:
     question: str
     code: str
     outcome: str  # one-line summary of the value, or the error
+    hint: str | None = None  # the answer-type hint sent with the question, sent again as it was
 
 
 _MAX_NOTES_CHARS = 800  # the reader's decisions, as the prompt carries them
@@ -73,7 +74,8 @@ def describe_dataset(
         max_columns, max_chars = min(15, max_columns), min(1500, max_chars)
     text = profile_frame(frame, name, max_columns=max_columns, max_chars=max_chars, values=values)
     if notes and not brief:
-        lines = "\n".join(f"- {n}" for n in notes)
+        # JSON-quoted like every name and value: a note may quote a column name or a cell
+        lines = "\n".join(f"- {quote(n, _MAX_NOTES_CHARS)}" for n in notes)
         if len(lines) > _MAX_NOTES_CHARS:
             lines = lines[: _MAX_NOTES_CHARS - 1] + "…"
         text += "\nhow it was read:\n" + lines
@@ -176,7 +178,10 @@ def build_messages(
     recent = list(history)[-history_turns:] if history_turns > 0 else []
     previous_outcome: str | None = None
     for turn in recent:
-        messages.append({"role": "user", "content": _user(turn.question, previous_outcome)})
+        asked = _user(turn.question, previous_outcome)
+        if turn.hint:  # as it was sent, so the prompt up to the new question is a cached prefix
+            asked += "\n" + turn.hint
+        messages.append({"role": "user", "content": asked})
         messages.append({"role": "assistant", "content": f"```python\n{turn.code}\n```"})
         previous_outcome = turn.outcome
     last = _user(question, previous_outcome)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -27,8 +29,14 @@ from dataask_jupyter import attempts, checks, prompt, readers
 from dataask_jupyter.answer import Answer, Attempt, Dataset
 from dataask_jupyter.attempts import LLM, Misfit, Ok, RunFailed, Runner, Task
 from dataask_jupyter.config import Ask
-from dataask_jupyter.errors import CancelledError, DataaskError, DatasetNotFoundError
+from dataask_jupyter.errors import (
+    CancelledError,
+    DataaskError,
+    DatasetNotFoundError,
+    FileTooLargeError,
+)
 from dataask_jupyter.events import Event, EventHandler, EventKind
+from dataask_jupyter.store import ConversationStore, DatasetRecord, TurnRecord
 
 __all__ = ["Answer", "Attempt", "Dataset", "Session"]
 
@@ -71,8 +79,9 @@ class Session:
 
     ``Session(exec_timeout=30, llm_model="...")`` overrides any ``Ask`` setting; pass ``config``
     to share a live ``Ask`` instance (the magics do, so ``%config Ask.x`` takes effect). ``llm``
-    and ``runner`` replace the LLM client and the sandbox (tests pass fakes, the way httpx takes a
-    transport).
+    (an object with ``complete``) and ``runner`` replace the LLM client and the sandbox (tests pass
+    fakes, the way httpx takes a transport); ``llm="local"`` is the ``Ask.llm`` setting.
+    ``store`` keeps the conversation across restarts (the magics pass one).
     """
 
     def __init__(
@@ -80,10 +89,13 @@ class Session:
         config: Ask | None = None,
         *,
         notify: Callable[[str], None] | None = None,
-        llm: LLM | None = None,
+        llm: LLM | str | None = None,
         runner: Runner | None = None,
+        store: ConversationStore | None = None,
         **overrides: Any,
     ) -> None:
+        if isinstance(llm, str):  # the Ask.llm setting ("local"), not a client
+            overrides["llm"], llm = llm, None
         self.settings = config if config is not None else Ask()
         for k, v in overrides.items():
             if not self.settings.has_trait(k):
@@ -98,6 +110,7 @@ class Session:
         self._lock = threading.RLock()
         self._cancel = threading.Event()
         self._busy = False
+        self._upload_dir: Path | None = None
         if llm is None:
             from dataask_jupyter.llm import LLMClient
 
@@ -109,6 +122,111 @@ class Session:
             runner = Sandbox(self.settings, notify=lambda m: self.notify(m))
         self.sandbox: Runner = runner
         self._finalizer = weakref.finalize(self, _close_runner, runner)
+        self.store = store
+        self.pending: dict[str, DatasetRecord] = {}  # restored datasets, reloaded when needed
+        self._store_failed = False
+        if store is not None:
+            self._restore(store)
+
+    # --- what is kept across kernel restarts -----------------------------------------------
+    def _restore(self, store: ConversationStore) -> None:
+        """Bring back the stored conversation; datasets are reloaded from their files lazily."""
+        try:
+            turns = store.turns()
+            records = store.datasets()
+        except DataaskError as exc:
+            self.notify(f"dataask: the stored conversation could not be read ({exc})")
+            return
+        self.history = [Answer(**t.answer_fields()) for t in turns][
+            -max(1, self.settings.max_history) :
+        ]
+        self._turns = max((t.number for t in turns), default=0)
+        self.pending = {r.name: r for r in records}
+        self.active = next((r.name for r in records if r.active), None) or (
+            records[-1].name if records else None
+        )
+        if self.history and self.history[-1].ok:
+            with contextlib.suppress(DataaskError):
+                self.sandbox.set_prev(self.history[-1].value)
+
+    def _save(self, what: str, write: Callable[[ConversationStore], None]) -> None:
+        """Write to the store; a failure is one notice (the session goes on in memory)."""
+        if self.store is None:
+            return
+        try:
+            write(self.store)
+            self._store_failed = False
+        except DataaskError as exc:
+            if not self._store_failed:
+                self.notify(f"dataask: could not save {what} ({exc}); it is kept in memory")
+            self._store_failed = True
+
+    def _save_dataset(self, ds: Dataset) -> None:
+        self._save(
+            "the dataset",
+            lambda st: st.put_dataset(
+                DatasetRecord.from_dataset(ds, active=ds.name == self.active)
+            ),
+        )
+
+    def _reload_pending(self, needed: str | None) -> None:
+        """Read again the datasets of an earlier kernel, at the first need. A file that is gone
+        is an error when its dataset is the one needed, a notice otherwise."""
+        active = self.active
+        failures: dict[str, DataaskError] = {}
+        for name, rec in list(self.pending.items()):
+            del self.pending[name]
+            try:
+                changed = rec.reload_check()
+                ds = self.load(**rec.load_args())
+            except DataaskError as exc:
+                failures[name] = exc
+                self._forget_dataset(name)
+                continue
+            ds.notes.insert(0, changed or f"reloaded from {rec.source} after a kernel restart")
+            if changed:
+                self.notify(f'dataask: dataset "{name}": {changed}')
+        self.active = active if active in self.datasets else next(reversed(self.datasets), None)
+        if self.active is not None:
+            self._save_dataset(self.datasets[self.active])
+        want = needed or active
+        if want in failures:
+            raise failures.pop(want)
+        for failure in failures.values():
+            self.notify(f"dataask: {failure}")
+
+    def _forget_dataset(self, name: str) -> None:
+        self._save("", lambda st: st.drop_dataset(name))
+
+    def forget(self) -> None:
+        """Delete everything stored for this notebook (conversation, datasets, uploads) and
+        start a new conversation; datasets loaded now stay loaded until the kernel ends."""
+        with self._lock:
+            self._save("", lambda st: st.forget())
+            self.pending.clear()
+            self.history.clear()
+            self.sandbox.reset()
+
+    def upload(
+        self, filename: str, data: bytes, *, name: str | None = None, sheet: str | int | None = None
+    ) -> Dataset:
+        """Load an uploaded file (its bytes): kept in the upload store (so it survives a kernel
+        restart) or, without a store, in a private temporary folder."""
+        cap = self.settings.max_upload_bytes
+        if len(data) > cap:
+            raise FileTooLargeError(
+                f"{Path(filename).name} is {len(data) / 1e6:,.1f} MB, over the "
+                f"{cap / 1e6:,.0f} MB upload limit (Ask.max_upload_bytes)"
+            )
+        if self.store is not None:
+            path = self.store.keep_upload(filename, data)
+        else:
+            if self._upload_dir is None:
+                self._upload_dir = Path(tempfile.mkdtemp(prefix="dataask-upload-"))
+                weakref.finalize(self, shutil.rmtree, self._upload_dir, True)
+            path = self._upload_dir / (Path(filename).name or "upload")
+            path.write_bytes(data)
+        return self.load(path, name=name or _name_from_path(Path(filename)), sheet=sheet)
 
     # --- datasets -------------------------------------------------------------------------
     def load(
@@ -131,7 +249,8 @@ class Session:
             sheet=sheet,
             max_bytes=self.settings.max_file_bytes,
             max_uncompressed_bytes=self.settings.max_uncompressed_bytes,
-            **options,
+            header_row=header_row,
+            range=range,
         )
         if isinstance(source, pd.DataFrame):
             label, default = "a DataFrame", "df"
@@ -149,31 +268,45 @@ class Session:
             delimiter=res.delimiter,
             engine=res.engine,
             options=options,
+            hidden_sheets=dict(res.hidden_sheets),
+            range=res.range,
+            header_row=res.header_row,
         )
         with self._lock:
             self.sandbox.load(ds.name, ds.frame)
             self._profiles.forget(ds.name)
+            self.pending.pop(ds.name, None)
             self.datasets[ds.name] = ds
             self.active = ds.name
+            self._save_dataset(ds)
         return ds
 
     def use(self, name: str) -> Dataset:
         """Make ``name`` the active dataset."""
         with self._lock:
-            self.active = self._dataset(name).name
-            return self.datasets[self.active]
+            ds = self._dataset(name)
+            self.active = ds.name
+            self._save_dataset(ds)
+            return ds
 
     def drop(self, name: str) -> None:
         """Forget dataset ``name`` (here and in the sandbox)."""
         with self._lock:
+            if name in self.pending:
+                del self.pending[name]
+                self._forget_dataset(name)
+                return
             self._dataset(name)
             del self.datasets[name]
             self._profiles.forget(name)
             self.sandbox.drop(name)
+            self._forget_dataset(name)
             if self.active == name:
                 self.active = next(reversed(self.datasets), None) if self.datasets else None
 
     def _dataset(self, name: str | None) -> Dataset:
+        if self.pending and (name is None or name not in self.datasets):
+            self._reload_pending(name)
         if name is None:
             if self.active is None:
                 raise DatasetNotFoundError(
@@ -266,6 +399,11 @@ class Session:
                 tried.reply = reply.text
                 answer.prompt_tokens += reply.prompt_tokens
                 answer.completion_tokens += reply.completion_tokens
+                answer.llm_seconds += reply.seconds
+                if reply.cached_tokens is not None:
+                    answer.cached_tokens = (answer.cached_tokens or 0) + reply.cached_tokens
+                if answer.first_token_seconds is None:
+                    answer.first_token_seconds = reply.first_token_seconds
                 outcome = attempts.attempt(
                     reply.text,
                     task,
@@ -281,6 +419,8 @@ class Session:
                 events("error", answer.error)
                 break
             tried.code, tried.outcome, tried.error = outcome.code, outcome.name, outcome.error
+            if isinstance(outcome, Ok | Misfit):
+                tried.value = outcome.run.value
             answer.code = outcome.code or answer.code
             if isinstance(outcome, Ok):
                 if best is None or not _no_better(outcome.run.value, best.value):
@@ -308,7 +448,14 @@ class Session:
 
     def _messages(self, ds: Dataset, task: Task) -> list[dict[str, str]]:
         s = self.settings
-        past = [prompt.PastTurn(t.question, t.code, t.summary) for t in self.history if t.code]
+        hints = bool(task.checks)
+        past = [
+            prompt.PastTurn(
+                t.question, t.code, t.summary, checks.expect(t.question).hint() if hints else None
+            )
+            for t in self.history
+            if t.code
+        ]
         return prompt.build_messages(
             {n: d.frame for n, d in self.datasets.items()},
             ds.name,
@@ -339,6 +486,7 @@ class Session:
             return self._messages(ds, task)
 
     def _remember(self, answer: Answer) -> None:
+        self._save("the question", lambda st: st.add_turn(TurnRecord.from_answer(answer)))
         self.history.append(answer)
         overflow = len(self.history) - max(1, self.settings.max_history)
         if overflow > 0:
@@ -358,13 +506,27 @@ class Session:
         )
 
     def export(self, path: str | os.PathLike[str], turn: int | None = None, **options: Any) -> Path:
-        """Export the value of ``turn`` (default: the last answer) to ``path``."""
+        """Export the value of ``turn`` (default: the last answer) to ``path`` (.csv, .json,
+        .xlsx, .png), or the whole conversation as plain pandas code (.ipynb, .py) that runs
+        without dataask or any LLM."""
+        if Path(path).suffix.lower() in (".ipynb", ".py"):
+            from dataask_jupyter import reproduce
+
+            with self._lock:
+                turns = [TurnRecord.from_answer(a) for a in self.history]
+                records = [
+                    DatasetRecord.from_dataset(d, active=n == self.active)
+                    for n, d in self.datasets.items()
+                ] + list(self.pending.values())
+                frames = {n: d.frame for n, d in self.datasets.items()}
+            return reproduce.write_conversation(path, turns, records, frames=frames)
         options.setdefault("formula_guard", self.settings.formula_guard)
         return self.turn(turn).export(path, **options)
 
     def reset(self) -> None:
         """Start a new conversation (datasets stay loaded)."""
         with self._lock:
+            self._save("", lambda st: st.new_conversation())
             self.history.clear()
             self.sandbox.reset()
 
@@ -374,6 +536,9 @@ class Session:
     def close(self) -> None:
         """Stop the sandbox; the session can be used again (it restarts lazily)."""
         _close_runner(self.sandbox)
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
 
     def __enter__(self) -> Session:
         return self

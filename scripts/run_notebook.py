@@ -6,7 +6,9 @@ python scripts/run_notebook.py examples/quickstart.ipynb [--timeout 900] [--save
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +33,10 @@ def main() -> int:
     p.add_argument("--save", type=Path, help="write the executed notebook here")
     a = p.parse_args()
     nb = nbformat.read(a.notebook, as_version=4)
+    # A headless demo starts from a clean slate: its conversation is kept in a folder of its own
+    # (set DATAASK_STATE_DIR to keep it), not restored from an earlier run of the same notebook.
+    state = tempfile.TemporaryDirectory(prefix="dataask-state-")
+    os.environ.setdefault("DATAASK_STATE_DIR", state.name)
     client = NotebookClient(
         nb,
         timeout=a.timeout,

@@ -21,6 +21,12 @@ for _var in (
     os.environ.pop(_var, None)
 
 
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps conversations in a folder of its own (never the developer's)."""
+    monkeypatch.setenv("DATAASK_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def llm_server() -> Iterator[ScriptedLLM]:
     server = ScriptedLLM().start()

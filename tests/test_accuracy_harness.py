@@ -366,3 +366,47 @@ def test_ids_limit_and_lite(tmp_path: Path) -> None:
     assert accuracy.table_path(root, "shop", lite=True).name == "sample.parquet"
     with pytest.raises(SystemExit, match="unknown question id"):
         accuracy.select(qs, ["99"], None)
+
+
+def _outcome(system: str, dataset: str, ok_: bool, checks: list[list[str]] | None = None) -> Any:
+    o = accuracy.Outcome(system, "1", dataset, "boolean", "q?", "True")
+    o.answer = "True" if ok_ else "False"
+    o.checks = checks or []
+    o.score()
+    return o
+
+
+def test_check_report_counts_fixes_breaks_and_false_alarms() -> None:
+    outcomes = [
+        _outcome("dataask", "t1", True, [["yes_no", "[True, False]"]]),  # wrong -> right: fixed
+        _outcome("dataask", "t1", False, [["yes_no", "True"]]),  # right -> wrong: broke
+        _outcome("dataask", "t2", True, [["empty", "True"]]),  # fired on a right one
+        _outcome("baseline", "t2", True, [["yes_no", "x"]]),  # the baseline has no checks
+    ]
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in accuracy.check_report(outcomes).splitlines()[1:]
+    }
+    assert rows == {"yes_no": ["2", "1", "1", "1"], "empty": ["1", "0", "0", "1"]}
+    assert accuracy.check_report([_outcome("dataask", "t", True)]) == "result checks: none fired"
+
+
+def test_fold_report_per_table_with_mean_and_spread() -> None:
+    outcomes = [
+        _outcome("dataask", "t1", True),
+        _outcome("dataask", "t1", False),
+        _outcome("baseline", "t1", False),
+        _outcome("baseline", "t1", False),
+        _outcome("dataask", "t2", True),
+        _outcome("baseline", "t2", True),
+    ]
+    text = accuracy.fold_report(outcomes)
+    assert "t1" in text and "+50.0" in text and "t2" in text and "+0.0" in text
+    assert "dataask across tables: mean 75.0, sd 35.4, min 50.0, max 100.0" in text
+
+
+def test_checks_option() -> None:
+    assert accuracy.parse_checks("all") is True and accuracy.parse_checks("none") is False
+    assert accuracy.parse_checks("yes_no, count") == ["yes_no", "count"]
+    with pytest.raises(SystemExit, match="unknown check"):
+        accuracy.parse_checks("yes_no,bogus")

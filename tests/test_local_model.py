@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from dataask_jupyter import local_model as lm
+from dataask_jupyter.local_model import model_file, runtime
 
 CHUNKS = [b"GGUF" + bytes(range(256)) * 40, b"middle-chunk" * 1000, b"the end\n"]
 DATA = b"".join(CHUNKS)
@@ -247,7 +248,7 @@ def get(url: str) -> bytes:
 def wait_dead(pid: int, timeout: float = 15) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not lm._pid_alive(pid):
+        if not runtime._pid_alive(pid):
             return True
         time.sleep(0.05)
     return False
@@ -325,7 +326,7 @@ def test_live_pid_that_does_not_answer_is_not_killed(
     run.mkdir(parents=True)
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        port = lm._free_port()  # nothing listens there
+        port = runtime._free_port()  # nothing listens there
         (run / "server.json").write_text(json.dumps({"pid": bystander.pid, "port": port}))
         ep = start_fake(cache, fake)
         assert ep.pid != bystander.pid
@@ -343,7 +344,7 @@ def test_exits_when_idle_and_stays_while_used(tmp_path: Path, fake: tuple[Path, 
         for _ in range(15):  # 1.5 s of use, longer than the idle timeout
             lm.touch_last_used(cache_dir=cache)
             time.sleep(0.1)
-        assert lm._pid_alive(ep.pid)
+        assert runtime._pid_alive(ep.pid)
         assert wait_dead(ep.pid, timeout=10)
         assert lm.read_runtime_info(cache_dir=cache) is None
         assert "idle" in (cache / "run" / "server.log").read_text()
@@ -377,10 +378,10 @@ def test_server_failing_to_start_reports_its_log(
 
 def test_start_timeout_kills_the_server(tmp_path: Path, fake: tuple[Path, list[str]]) -> None:
     fake[0].write_text("hang")
-    before = set(lm._children)
+    before = set(runtime._children)
     with pytest.raises(lm.LocalModelError, match="start_timeout"):
         start_fake(tmp_path / "cache", fake, start_timeout=1.5)
-    assert set(lm._children) == before  # the hung child was killed and reaped
+    assert set(runtime._children) == before  # the hung child was killed and reaped
 
 
 def test_other_model_restarts_the_server(tmp_path: Path, fake: tuple[Path, list[str]]) -> None:
@@ -422,7 +423,7 @@ def _real_model() -> Path | None:
     if override:
         return Path(override) if Path(override).is_file() else None
     path = lm.default_cache_dir() / lm.MODEL_FILENAME
-    return path if lm._is_assembled(path, lm.MODEL_SHA256, lm.MODEL_SIZE) else None
+    return path if model_file._is_assembled(path, lm.MODEL_SHA256, lm.MODEL_SIZE) else None
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import struct
@@ -22,6 +23,9 @@ from dataask_jupyter.errors import (
     UnsupportedFormatError,
 )
 from dataask_jupyter.readers import ReadResult, detect_format, list_sheets, read_table
+from dataask_jupyter.results import frame_from_ipc, frame_to_ipc
+from tests.messy_workbooks import clean_workbook, messy_workbook
+from tests.scripted_llm import ScriptedLLM
 
 DATA = Path(__file__).parent / "data"
 PNG = (
@@ -108,7 +112,7 @@ def test_csv_latin1_accents_past_the_sample(tmp_path: Path) -> None:
     assert r.frame.shape == (10001, 2)
     assert r.frame["city"].iloc[-1] == "Málaga"
     assert r.encoding == "cp1252" and r.engine == "c"
-    assert r.notes == ["the file is not UTF-8 past its first 64 KB; read it as cp1252"]
+    assert r.notes == ["The file is not UTF-8 past its first 64 KB; it was read as cp1252."]
 
 
 def test_csv_utf8_with_a_bad_byte_past_the_sample(tmp_path: Path) -> None:
@@ -117,7 +121,7 @@ def test_csv_utf8_with_a_bad_byte_past_the_sample(tmp_path: Path) -> None:
     assert r.encoding == "utf-8"
     assert r.frame["city"].iloc[0] == "Zürich"
     assert r.frame["city"].iloc[-1] == "M\ufffdlaga"
-    assert r.notes == ["some bytes were not valid utf-8 and were replaced by \ufffd"]
+    assert r.notes == ["Some bytes were not valid utf-8 and were replaced by \ufffd."]
 
 
 def test_csv_decimal_comma(tmp_path: Path) -> None:
@@ -190,7 +194,7 @@ def test_csv_iso_dates_parsed_both_engines(tmp_path: Path) -> None:
 def test_csv_malformed_lines_skipped_with_note(tmp_path: Path) -> None:
     r = read_table(write(tmp_path, "bad.csv", b"a,b\n1,2\n3,4,5\n6,7\n"))
     assert r.frame["a"].tolist() == [1, 6]
-    assert any("skipped 1 malformed line" in n and "line 3" in n for n in r.notes)
+    assert any("Skipped 1 malformed line" in n and "line 3" in n for n in r.notes)
 
 
 def test_csv_trailing_delimiter_does_not_shift_columns(tmp_path: Path) -> None:
@@ -219,10 +223,9 @@ def test_csv_blank_and_duplicate_column_names(tmp_path: Path) -> None:
             "unnamed_5",
             "price_2",
         ]
-        assert 'renamed blank column 2 to "unnamed_2"' in r.notes
-        assert 'renamed blank column 5 to "unnamed_5"' in r.notes
-        assert 'renamed duplicate "price" to "price_3"' in r.notes
-        assert 'trimmed spaces around column name " qty "' in r.notes
+        assert 'Named the columns without a name "unnamed_2", "unnamed_5".' in r.notes
+        assert 'Renamed repeated column names: "price" to "price_3".' in r.notes
+        assert 'Removed the spaces around the column names " qty ".' in r.notes
 
 
 def test_csv_literal_dot_names_are_kept(tmp_path: Path) -> None:
@@ -250,14 +253,14 @@ def test_whitespace_or_bom_only_file(tmp_path: Path, data: bytes) -> None:
 def test_png_renamed_csv(tmp_path: Path) -> None:
     p = write(tmp_path, "photo.csv", PNG)
     msg = raises_one_line(UnsupportedFormatError, read_table, p)
-    assert msg == "photo.csv looks like a PNG image, not CSV/XLS/XLSX/parquet"
+    assert msg == "photo.csv looks like a PNG image, not CSV/Excel/ODS/parquet"
     raises_one_line(UnsupportedFormatError, detect_format, p)
 
 
 def test_random_binary_renamed_csv(tmp_path: Path) -> None:
     data = np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes()
     msg = raises_one_line(UnsupportedFormatError, read_table, write(tmp_path, "x.csv", data))
-    assert msg == "x.csv looks like a binary file, not CSV/XLS/XLSX/parquet"
+    assert msg == "x.csv looks like a binary file, not CSV/Excel/ODS/parquet"
 
 
 def test_html_page_renamed_csv(tmp_path: Path) -> None:
@@ -272,8 +275,8 @@ def test_zip_that_is_not_a_workbook(tmp_path: Path) -> None:
         zf.writestr("readme.txt", "hello")
     p = write(tmp_path, "book.xlsx", buf.getvalue())
     msg = raises_one_line(UnsupportedFormatError, read_table, p)
-    assert (
-        msg == "book.xlsx looks like a ZIP archive that is not a workbook, not CSV/XLS/XLSX/parquet"
+    assert msg == (
+        "book.xlsx looks like a ZIP archive that is not a workbook, not CSV/Excel/ODS/parquet"
     )
 
 
@@ -285,7 +288,7 @@ def test_docx_renamed_xlsx(tmp_path: Path) -> None:
     msg = raises_one_line(
         UnsupportedFormatError, read_table, write(tmp_path, "r.xlsx", buf.getvalue())
     )
-    assert msg == "r.xlsx looks like a Word document, not CSV/XLS/XLSX/parquet"
+    assert msg == "r.xlsx looks like a Word document, not CSV/Excel/ODS/parquet"
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -344,10 +347,10 @@ def test_xlsx_sheet_by_name_and_index(sales_xlsx: Path) -> None:
     assert by_name.frame["when"].iloc[0] == pd.Timestamp("2024-02-01")
     loose = read_table(sales_xlsx, sheet=" 2024 ")  # forgiving match, with a note
     assert loose.sheet == "2024"
-    assert loose.notes == ['read sheet "2024" for sheet name " 2024 "']
+    assert loose.notes == ['Read sheet "2024" for the sheet name " 2024 ".']
     by_digits = read_table(sales_xlsx, sheet="1")  # a command line gives the index as text
     assert by_digits.sheet == "2024"
-    assert by_digits.notes == ['read sheet "2024" for sheet index "1"']
+    assert by_digits.notes == ['Read sheet "2024" for the sheet index "1".']
 
 
 def test_xlsx_unknown_sheet(sales_xlsx: Path) -> None:
@@ -385,8 +388,8 @@ def test_xlsx_duplicate_and_blank_headers(tmp_path: Path) -> None:
     wb.save(p)
     r = read_table(p)
     assert list(r.frame.columns) == ["price", "unnamed_2", "price_2", "qty"]
-    assert 'renamed blank column 2 to "unnamed_2"' in r.notes
-    assert 'renamed duplicate "price" to "price_2"' in r.notes
+    assert 'Named the columns without a name "unnamed_2".' in r.notes
+    assert 'Renamed repeated column names: "price" to "price_2".' in r.notes
 
 
 def test_xlsx_skips_hidden_first_sheet(tmp_path: Path) -> None:
@@ -403,7 +406,11 @@ def test_xlsx_skips_hidden_first_sheet(tmp_path: Path) -> None:
     wb.save(p)
     r = read_table(p)
     assert r.sheet == "report" and r.sheets == ["lookup", "report"]
-    assert r.notes == ['read "report", the first visible worksheet']
+    assert r.notes == [
+        'Read sheet "report", the first sheet with a table ("lookup" is hidden).',
+        'The workbook also has hidden sheets: "lookup" (hidden); load one with --sheet NAME.',
+    ]
+    assert r.hidden_sheets == {"lookup": "hidden"}
     assert read_table(p, sheet=0).sheet == "lookup"
 
 
@@ -415,7 +422,7 @@ def test_xlsx_empty_sheet(tmp_path: Path) -> None:
     p = tmp_path / "e.xlsx"
     wb.save(p)
     msg = raises_one_line(EmptyFileError, read_table, p)
-    assert msg == 'Sheet "blank" in e.xlsx is empty'
+    assert msg == 'e.xlsx holds no data: its sheet "blank" is empty'
 
 
 def test_xlsx_truncated_is_corrupt(sales_xlsx: Path, tmp_path: Path) -> None:
@@ -537,7 +544,7 @@ def test_encrypted_xlsx_real_file() -> None:
 def test_ole_word_document(tmp_path: Path) -> None:
     p = write(tmp_path, "memo.xls", make_ole(["WordDocument", "1Table"]))
     msg = raises_one_line(UnsupportedFormatError, read_table, p)
-    assert msg == "memo.xls looks like a Word document, not CSV/XLS/XLSX/parquet"
+    assert msg == "memo.xls looks like a Word document, not CSV/Excel/ODS/parquet"
 
 
 def test_xls(tmp_path: Path) -> None:
@@ -589,7 +596,7 @@ def test_parquet(tmp_path: Path) -> None:
     r = read_table(p, sheet="ignored")
     assert (r.format, r.engine) == ("parquet", "pyarrow")
     assert r.frame["a"].tolist() == [1, 2] and r.frame["b"].iloc[0] == "x"
-    assert any("ignored sheet" in n for n in r.notes)
+    assert any("Ignored sheet" in n for n in r.notes)
 
 
 def test_parquet_corrupt(tmp_path: Path) -> None:
@@ -638,6 +645,312 @@ def test_categoricals_become_plain_values(tmp_path: Path) -> None:
         assert res.frame["team"].tolist() == ["GSW", "BOS", "GSW"]
         assert res.frame["level"].dtype.kind == "i"
         assert res.frame.groupby("team").sum()["pts"].to_dict() == {"BOS": 20, "GSW": 40}
-        assert res.notes[-1].startswith("read categorical column")
-        assert '"team"' in res.notes[-1] and res.notes[-1].endswith("as plain values")
+        assert res.notes[-1].startswith("Read the categorical column")
+        assert '"team"' in res.notes[-1] and res.notes[-1].endswith("as plain values.")
     assert isinstance(df["team"].dtype, pd.CategoricalDtype)  # the caller's frame is untouched
+
+
+# --------------------------------------------------------------------------------------------
+# layouts people make: messy workbooks with the frame a reader must return
+
+
+def assert_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, check_column_type=False)
+
+
+MESSY_CASES = {
+    "everything": {},
+    "plain header, side table": {"merged_header": False},
+    "no title, no lead column": {"title": False, "lead_col": False},
+    "totals only": {"title": False, "note": False, "second_table": "", "tbd_every": 0},
+    "second table below": {"second_table": "below"},
+    "note only": {"totals": False, "second_table": ""},
+}
+
+
+@pytest.mark.parametrize("case", MESSY_CASES)
+def test_messy_workbook(tmp_path: Path, case: str) -> None:
+    m = messy_workbook(tmp_path / "m.xlsx", 12, seed=3, **MESSY_CASES[case])
+    r = read_table(m.path)
+    assert_frame(r.frame, m.frame)
+    assert r.header_row == m.header_row
+    for phrase in m.notes:
+        assert any(phrase in n for n in r.notes), (phrase, r.notes)
+    assert all(n[:1].isupper() and n.endswith((".", ")")) for n in r.notes), r.notes
+    frame_to_ipc(r.frame)
+
+
+def test_clean_workbook_has_no_notes(tmp_path: Path) -> None:
+    m = clean_workbook(tmp_path / "c.xlsx", 30)
+    r = read_table(m.path)
+    assert_frame(r.frame, m.frame)
+    assert r.notes == [] and r.range == "A1:G31" and r.header_row == 1
+
+
+def test_messy_overrides(tmp_path: Path) -> None:
+    m = messy_workbook(tmp_path / "m.xlsx", 6, seed=1, tbd_every=0)
+    # the header row given: the lower header row alone names the columns
+    r = read_table(m.path, header_row=m.header_row)
+    assert list(r.frame.columns)[:3] == ["Region", "Jul", "Aug"]
+    assert len(r.frame) == 6
+    # the second table, by its range
+    other = next(n for n in read_table(m.path).notes if "more table" in n)
+    cells = other.split(": ")[1].split(" ")[0]
+    r = read_table(m.path, range=cells)
+    assert list(r.frame.columns) == ["Target", "EUR"]
+    assert r.frame["EUR"].tolist() == [5000, 4000, 4500]
+    # a range that includes the totals row keeps it, with a note
+    first, last = m.header_row + 1, m.header_row + 7
+    r = read_table(m.path, range=f"B{m.header_row}:H{last}")
+    assert len(r.frame) == 7 and r.frame.iloc[-1, 0] == "Total"
+    assert any("looks like a totals row; it was kept" in n for n in r.notes)
+    assert r.frame.iloc[-1, 1] == pytest.approx(m.frame.iloc[:, 1].sum())
+    assert first == m.header_row + 1
+    # header_row inside a range; sheet-qualified range
+    r = read_table(m.path, range=f"Report!B{m.header_row}:D{m.header_row + 2}")
+    assert r.frame.shape == (2, 3) and r.sheet == "Report"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "phrase"),
+    [
+        ({"range": "5:9"}, "is not an Excel range"),
+        ({"range": "E9:A5"}, "is not an Excel range"),
+        ({"header_row": 0}, "rows count from 1"),
+        ({"header_row": "x"}, "must be a row number"),
+        ({"range": "A5:E9", "header_row": 20}, "lies outside the range"),
+        ({"range": "Z100:Z200"}, "is blank"),
+        ({"sheet": "Nope"}, "not found"),
+    ],
+)
+def test_bad_overrides_are_one_sentence(tmp_path: Path, kwargs: dict, phrase: str) -> None:
+    m = messy_workbook(tmp_path / "m.xlsx", 6)
+    msg = raises_one_line(LoadError, read_table, m.path, **kwargs)
+    assert phrase in msg
+
+
+def grid_workbook(path: Path, rows: list[list[object]], **sheets: list[list[object]]) -> Path:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Data"
+    for row in rows:
+        ws.append(row)
+    for name, cells in sheets.items():
+        extra = wb.create_sheet(name)
+        for row in cells:
+            extra.append(row)
+    wb.save(path)
+    return path
+
+
+def test_mixed_columns_become_one_type(tmp_path: Path) -> None:
+    rows: list[list[object]] = [["id", "amount", "code", "when", "took", "ok"]]
+    for i in range(9):
+        rows.append(
+            [
+                i,
+                "TBD" if i == 4 else i * 1.5,
+                "A7" if i % 2 else i,
+                dt.time(9, i),
+                dt.timedelta(hours=i),
+                bool(i % 2),
+            ]
+        )
+    rows.append([9, "12.5", "x", None, None, None])
+    r = read_table(grid_workbook(tmp_path / "mixed.xlsx", rows))
+    df = r.frame
+    assert df["amount"].dtype == "float64" and np.isnan(df["amount"].iloc[4])
+    assert df["amount"].iloc[9] == 12.5  # a number stored as text
+    assert any('"amount" holds numbers; 1 cell held' in n and 'B6 ("TBD")' in n for n in r.notes)
+    assert any("numbers stored as text" in n and "B11" in n for n in r.notes)
+    assert df["code"].tolist()[:3] == ["0", "A7", "2"]  # text dominates: text
+    assert df["when"].iloc[1] == dt.time(9, 1)
+    assert df["took"].dtype.kind == "m" and df["took"].iloc[2] == pd.Timedelta(hours=2)
+    assert df["ok"].tolist()[:2] == [False, True]
+    back = frame_from_ipc(frame_to_ipc(df))
+    assert back.shape == df.shape
+
+
+def test_error_cells_read_as_missing_with_a_note(tmp_path: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["item", "ratio"])
+    ws.append(["a", 0.5])
+    ws.append(["b", "#DIV/0!"])  # openpyxl writes a string; the reader treats it as the error
+    ws.append(["c", "#N/A"])
+    ws.append(["d", 0.25])
+    p = tmp_path / "err.xlsx"
+    wb.save(p)
+    r = read_table(p)
+    assert r.frame["ratio"].dtype == "float64"
+    assert r.frame["ratio"].isna().tolist() == [False, True, True, False]
+    assert any("Excel error values" in n and "B3" in n and "B4" in n for n in r.notes)
+
+
+def test_empty_first_sheet_then_data(tmp_path: Path) -> None:
+    p = grid_workbook(tmp_path / "cover.xlsx", [], Table=[["a", "b"], [1, 2], [3, 4]])
+    r = read_table(p)
+    assert r.sheet == "Table" and r.frame.shape == (2, 2)
+    assert r.notes[0] == 'Read sheet "Table", the first sheet with a table ("Data" is empty).'
+
+
+def test_cover_page_of_text_then_the_table(tmp_path: Path) -> None:
+    cover = [["Annual report 2024"], ["Prepared by Finance"], ["Confidential"]]
+    p = grid_workbook(tmp_path / "report.xlsx", cover, Figures=[["k", "v"], ["a", 1], ["b", 2]])
+    r = read_table(p)
+    assert r.sheet == "Figures" and r.frame["v"].tolist() == [1, 2]
+    assert (
+        r.notes[0]
+        == 'Read sheet "Figures", the first sheet with a table ("Data" holds one column only).'
+    )
+    r = read_table(grid_workbook(tmp_path / "hdr.xlsx", [["a", "b"]]))
+    assert r.frame.shape == (0, 2) and "The table has column names but no rows." in r.notes
+
+
+def test_several_tables_side_by_side_and_spacer_columns(tmp_path: Path) -> None:
+    rows: list[list[object]] = [["name", None, "score", None, None, "k", "v"]]
+    for i in range(6):
+        rows.append([f"n{i}", None, i, None, None, *(["x", 1] if i < 2 else [None, None])])
+    r = read_table(grid_workbook(tmp_path / "two.xlsx", rows))
+    assert list(r.frame.columns) == ["name", "score"]  # the spacer column B is dropped
+    assert any("Dropped the empty column B" in n for n in r.notes)
+    assert any("1 more table: F1:G3 (3 rows)" in n and "--range F1:G3" in n for n in r.notes)
+
+
+# --------------------------------------------------------------------------------------------
+# text where a workbook was promised; CSV edge cases
+
+
+def test_text_named_xlsx(tmp_path: Path) -> None:
+    p = write(tmp_path, "report.xlsx", b"Please find the report attached.\n")
+    msg = raises_one_line(LoadError, read_table, p)
+    assert msg.startswith("report.xlsx is a text file, not an Excel workbook (it starts with")
+    assert "save it as XLSX" in msg
+    p = write(tmp_path, "data.xls", b"<html><body><table><tr><td>1</td></tr></table></body></html>")
+    msg = raises_one_line(LoadError, read_table, p)
+    assert msg.startswith("data.xls is a web page (HTML) saved under a .xls name")
+    p = write(tmp_path, "export.xls", b"id\tname\n1\tAnn\n2\tBob\n")
+    r = read_table(p)
+    assert r.frame.shape == (2, 2) and r.delimiter == "\t"
+    assert r.notes[0] == (
+        "export.xls is a text file of values separated by tabs, not an Excel workbook despite "
+        "its .xls name; it was read as CSV."
+    )
+
+
+def test_csv_quotes_commas_crlf_kept_exactly(tmp_path: Path) -> None:
+    data = (
+        b'\xef\xbb\xbfname,comment,n\r\n"Smith, J.","He said ""hi""\r\nthen left",1\r\n'
+        b'"O\'Brien","a,b,c",2\r\n'
+    )
+    for engine_hint in ("utf-8", "cp1252"):
+        body = data if engine_hint == "utf-8" else data[3:] + "é,x,3\r\n".encode("cp1252")
+        r = read_table(write(tmp_path, f"q-{engine_hint}.csv", body))
+        assert list(r.frame.columns) == ["name", "comment", "n"]  # BOM gone
+        assert r.frame["name"].tolist()[:2] == ["Smith, J.", "O'Brien"]
+        assert r.frame["comment"].iloc[0] == 'He said "hi"\r\nthen left'
+        assert r.frame["comment"].iloc[1] == "a,b,c"
+
+
+def test_csv_header_only_and_title_lines(tmp_path: Path) -> None:
+    r = read_table(write(tmp_path, "h.csv", b"a,b,c\r\n"))
+    assert r.frame.shape == (0, 3) and "The file holds column names but no rows." in r.notes
+    text = (
+        b"Sales report 2024,,\r\nExported 2025-01-06,,\r\n,,\r\n"
+        b"region,q1,q2\r\nEU,1,2\r\nUS,3,4\r\n"
+    )
+    r = read_table(write(tmp_path, "t.csv", text))
+    assert list(r.frame.columns) == ["region", "q1", "q2"] and r.frame["q2"].tolist() == [2, 4]
+    assert r.notes[0].startswith('Skipped the title above the header (lines 1-3: "Sales report')
+    r = read_table(write(tmp_path, "t2.csv", text), header_row=4, range="A4:B5")
+    assert list(r.frame.columns) == ["region", "q1"] and r.frame["q1"].tolist() == [1]
+
+
+def test_dataframe_with_unencodable_objects_is_fixed() -> None:
+    src = pd.DataFrame({"mixed": [1, "TBD", 3.5, None], "t": [dt.time(1), None, dt.time(2), None]})
+    src["odd"] = [object(), 1, 2, 3]
+    r = read_table(src)
+    frame_to_ipc(r.frame)
+    assert r.frame["mixed"].dtype == "float64"
+    assert any('"mixed" holds numbers' in n and "row 2" in n for n in r.notes)
+    assert any('"odd"' in n for n in r.notes)
+
+
+# --------------------------------------------------------------------------------------------
+# through Session.load: what the user types
+
+
+def test_session_load_messy_workbook_and_ask(
+    tmp_path: Path, settings_kwargs: dict, llm: ScriptedLLM
+) -> None:
+    import dataask
+
+    m = messy_workbook(tmp_path / "sales.xlsx", 12, seed=5)
+    s = dataask.Session(**settings_kwargs)
+    try:
+        ds = s.load(m.path, name="sales")
+        assert list(ds.columns) == list(m.frame.columns)
+        assert any("Joined the header rows" in n for n in ds.notes)
+        llm.on("total revenue in july", "result = df['Revenue (EUR) Jul'].sum()")
+        a = s.ask("What is the total revenue in July?")
+        assert a.error is None, a.error
+        assert a.value == pytest.approx(m.frame["Revenue (EUR) Jul"].sum())
+        llm.on("best region", "result = df.nlargest(1, 'Units Jul')['Region'].iloc[0]")
+        a = s.ask("Which is the best region by units in July?")
+        assert a.value == m.frame.nlargest(1, "Units Jul")["Region"].iloc[0]
+        other = s.load(m.path, name="targets", range="J4:K7")
+        assert other.frame["EUR"].sum() == 13500
+    finally:
+        s.close()
+
+
+def test_random_grids_give_a_table_or_a_sentence() -> None:
+    """Layout detection and typing on random sheets: a frame that crosses, or a LoadError."""
+    import random
+
+    from dataask_jupyter.readers.coerce import CellError, ensure_arrow, typed_column
+    from dataask_jupyter.readers.layout import CellRange, Grid, find_table
+
+    cells = [
+        *([""] * 4),
+        *("x", "Total", "Source: ERP", "Region", "12", " ", "#DIV/0!"),
+        *(1, 2.5, 0.0, 2024, True, float("nan"), CellError("#N/A")),
+        *(dt.date(2020, 1, 1), dt.datetime(2021, 2, 3, 4, 5), dt.time(3, 4), dt.timedelta(hours=5)),
+    ]
+    rng = random.Random(7)
+    tables = 0
+    for _ in range(400):
+        height, width = rng.randint(0, 12), rng.randint(0, 8)
+        rows = [[rng.choice(cells) for _ in range(width)] for _ in range(height)]
+        merges = []
+        for _ in range(rng.randint(0, 3)):
+            r1, c1 = rng.randint(0, 12), rng.randint(0, 8)
+            merges.append((r1, c1, r1 + rng.randint(0, 2), c1 + rng.randint(0, 3)))
+        grid = Grid(rows, rng.randint(0, 3), rng.randint(0, 3), merges)
+        options: dict = {}
+        if rng.random() < 0.3:
+            options["header_row"] = rng.randint(1, 15)
+        if rng.random() < 0.3:
+            bottom = rng.choice([None, rng.randint(5, 15)])
+            right = rng.choice([None, rng.randint(3, 9)])
+            options["cells"] = CellRange(rng.randint(0, 5), rng.randint(0, 3), bottom, right)
+        try:
+            table = find_table(grid, **options)
+        except LoadError as exc:
+            assert "\n" not in str(exc)
+            continue
+        notes: list[str] = []
+        data = {
+            k: typed_column(col, f"c{k}", table.ref(k), notes)
+            for k, col in enumerate(table.columns)
+        }
+        frame = pd.DataFrame(data, index=pd.RangeIndex(len(table.row_numbers)))
+        frame.columns = pd.Index([f"c{k}" for k in range(frame.shape[1])], dtype=object)
+        frame_to_ipc(ensure_arrow(frame, notes, "sheet"))
+        assert len(table.names) == frame.shape[1]
+        tables += 1
+    assert tables > 150

@@ -70,7 +70,8 @@ def test_upload_csv_in_chunks_makes_a_dataset_and_card(session: dataask.Session)
     assert browser.upload("visits.csv", CSV, chunk=10) == "loaded"
     ds = session.datasets["visits"]
     assert ds.shape == (3, 3) and session.active == "visits"
-    assert Path(ds.source).parent == box.folder  # written to the box's private folder
+    # kept by Session.upload (the store's upload folder, or the session's private one)
+    assert Path(ds.source).name == "visits.csv" and Path(ds.source).parent != box.folder
     card = box.cards["visits"]
     title = card.children[0].value
     assert "<b>visits</b>" in title and "3 rows x 3 columns" in title and "visits.csv" in title
@@ -118,8 +119,11 @@ def test_refused_before_any_byte(session: dataask.Session) -> None:
     assert browser.upload("big.csv", b"x" * 101) == "refused"
     assert "over the 100 bytes upload cap" in browser.replies[-1]["message"]
     assert browser.upload("notes.txt", b"a,b\n1,2\n") == "refused"
-    assert "only .csv, .xls, .xlsx files" in browser.replies[-1]["message"]
-    assert browser.upload("data.parquet", b"PAR1") == "refused"
+    assert (
+        "only .csv, .tsv, .xlsx, .xlsm, .xlsb, .xls, .ods, .parquet files"
+        in browser.replies[-1]["message"]
+    )
+    assert browser.upload("report.pdf", b"%PDF-1.4") == "refused"
     assert list(box.folder.iterdir()) == []
     assert session.datasets == {}
     assert len(box.errors) == 3
@@ -194,7 +198,10 @@ def test_magic_upload_displays_the_box(
             shell.run_line_magic("config", f"Ask.{key} = {value!r}")
         shell.run_line_magic("ask", "upload")
         out = capsys.readouterr().out
-        assert "Upload box for .csv, .xls, .xlsx files up to 256.0 MB each" in out
+        assert (
+            "Upload box for .csv, .tsv, .xlsx, .xlsm, .xlsb, .xls, .ods, .parquet files "
+            "up to 256.0 MB each" in out
+        )
     finally:
         shell.run_line_magic("unload_ext", "dataask")
         InteractiveShell.clear_instance()

@@ -27,7 +27,6 @@ from dataask_jupyter.panel.uploads import ACCEPT, Uploads, upload_cap
 if TYPE_CHECKING:
     from dataask_jupyter.session import Answer, Session
 
-TARGET = "dataask"
 PROTOCOL = 1
 EXPORT_FORMATS = {
     "csv": "text/csv",

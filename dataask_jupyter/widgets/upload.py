@@ -30,7 +30,7 @@ from dataask_jupyter.widgets.table import DataTable, asset
 if TYPE_CHECKING:
     from dataask_jupyter.session import Dataset, Session
 
-ACCEPT = (".csv", ".xls", ".xlsx")
+ACCEPT = (".csv", ".tsv", ".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".parquet")
 DEFAULT_MAX_UPLOAD = 256 << 20
 CHUNK_BYTES = 1 << 20
 
@@ -216,8 +216,26 @@ _CARD_CSS = """<style>
 </style>"""
 
 
+def hidden_sheets(ds: Dataset) -> dict[str, str]:
+    """Hidden sheets of the dataset's workbook: name -> "hidden" / "very hidden"."""
+    found = getattr(ds, "hidden_sheets", None)
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def notes_html(notes: list[str]) -> str:
+    """What the reader decided (header row, skipped title, dropped totals...), one line each."""
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return (
+        '<div class="dataask-muted dataask-notes">How the file was read:'
+        f'<ul style="margin:2px 0 2px 18px;padding:0">{items}</ul></div>'
+    )
+
+
 class DatasetCard(w.VBox):
-    """A loaded dataset: name, size, sheet picker (workbooks), schema and a paged preview."""
+    """A loaded dataset: name, size, the reader's notes, hidden sheets, sheet picker (workbooks),
+    schema and a paged preview."""
 
     def __init__(self, session: Session, dataset: Dataset, path: Path, label: str) -> None:
         self.session = session
@@ -235,19 +253,30 @@ class DatasetCard(w.VBox):
         return self._dataset
 
     def show(self, ds: Dataset) -> None:
-        """Draw the card for ``ds``."""
+        """Draw the card for ``ds``: what was read, what the reader decided, hidden sheets."""
         self._dataset = ds
         rows, cols = ds.shape
         where = html.escape(self.label) + (f", sheet “{html.escape(ds.sheet)}”" if ds.sheet else "")
+        hidden = hidden_sheets(ds)
         title = w.HTML(
             f'{_CARD_CSS}<div class="dataask-card-title"><b>{html.escape(ds.name)}</b> · '
             f"{rows:,} rows x {cols:,} columns "
             f'<span class="dataask-muted">from {where}</span></div>'
-            + "".join(f'<div class="dataask-muted">note: {html.escape(n)}</div>' for n in ds.notes)
+            + notes_html(ds.notes)
+            + (
+                '<div class="dataask-muted dataask-hidden-sheets">hidden sheets: '
+                + ", ".join(f"“{html.escape(n)}” ({html.escape(v)})" for n, v in hidden.items())
+                + " · pick one in the Sheet menu</div>"
+                if hidden
+                else ""
+            )
         )
         parts: list[w.Widget] = [title]
         if len(ds.sheets) > 1:
-            self.sheet_picker = w.Dropdown(options=ds.sheets, value=ds.sheet, description="Sheet:")
+            options: list[Any] = list(ds.sheets)
+            if hidden:
+                options = [(f"{n} ({hidden[n]})" if n in hidden else n, n) for n in ds.sheets]
+            self.sheet_picker = w.Dropdown(options=options, value=ds.sheet, description="Sheet:")
             self.sheet_picker.observe(self._on_sheet, names="value")
             parts.append(self.sheet_picker)
         else:
@@ -279,7 +308,7 @@ class DatasetCard(w.VBox):
 
 
 class UploadBox(w.VBox):
-    """``%ask upload``: upload .csv/.xls/.xlsx files; each becomes a dataset of ``session``."""
+    """``%ask upload``: upload CSV, Excel, ODS or parquet files; each becomes a dataset."""
 
     def __init__(self, session: Session, *, max_bytes: int | None = None) -> None:
         self.session = session
@@ -322,8 +351,8 @@ class UploadBox(w.VBox):
     def _load(self, name: str, path: Path) -> tuple[bool, str]:
         from dataask_jupyter.errors import DataaskError
 
-        try:
-            ds = self.session.load(path)
+        try:  # through Session.upload: the file is kept where a kernel restart finds it again
+            ds = self.session.upload(name, path.read_bytes())
         except DataaskError as exc:
             self._refused(name, str(exc))
             return False, str(exc)

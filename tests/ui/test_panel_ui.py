@@ -252,6 +252,17 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             assert any("Waiting for the kernel" in text for text in seen), seen
             assert panel.locator(".dataask-answer").count() == 0
             shot(page, "dataask-panel-restarted")
+
+            # the dark theme: the panel follows JupyterLab's CSS variables
+            page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+            page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
+            page.wait_for_selector("body[data-jp-theme-light='false']", timeout=30_000)
+            page.wait_for_timeout(500)
+            background = panel.evaluate("el => getComputedStyle(el).backgroundColor")
+            channels = [int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]]
+            assert max(channels) < 100, background  # a dark panel, not a white box
+            shot(page, "dataask-panel-dark")
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"))
             print(f"screenshot of the failure: {tmp_path / 'failure.png'}")

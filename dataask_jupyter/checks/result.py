@@ -1,18 +1,12 @@
-"""The "check" stage: does a result fit the question? If not, one line of feedback for the LLM.
+"""The named result checks: does a result fit the question? If not, feedback for the LLM.
 
-Small models often write code that runs but answers a different question: a column of True/False
-for "is there any ...", the count instead of the name for "which ...", one value for "the top 3",
-or an empty result because a filter compared against a value the column does not hold. These
-checks read the question's wording (never the data's answer) and the result's shape; a mismatch
-is sent back once as feedback, and the session keeps the first result if the retry does no better.
-For an empty result the feedback names the values the filtered columns really hold, taken from
-the kernel's own copy of the dataset (no code runs for it).
+Each check reads the question's wording (never the data's answer), the result's shape and the
+code; the first enabled check that fires is sent back once.
 """
 
 from __future__ import annotations
 
 import ast
-import difflib
 import math
 import numbers
 import re
@@ -23,154 +17,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dataask_jupyter.checks.hints import norm, value_hints
+from dataask_jupyter.checks.wording import (
+    CHART,
+    NUMBER_WORDS,
+    NUMERIC_LABEL,
+    Expectation,
+    expect,
+)
 from dataask_jupyter.errors import DataaskError
 
-__all__ = [
-    "CHECKS",
-    "NONE_RESULT",
-    "Expectation",
-    "Misfit",
-    "enabled_checks",
-    "error_hint",
-    "expect",
-    "feedback",
-    "is_missing",
-    "misfit",
-]
-
-_AUX = {
-    "is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "can", "could",
-    "will", "would", "should", "shall", "must", "may", "might", "isn't", "aren't", "doesn't",
-    "don't", "didn't", "wasn't", "weren't", "hasn't", "haven't", "won't", "wouldn't", "can't",
-}  # fmt: skip
-_NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
-}  # fmt: skip
-_N = r"(\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")"
-_NOT_ROWS = r"(?!\s+(?:rows?|records?|lines?|entries|observations)\b)"
-_COUNT_PATTERNS = [
-    re.compile(
-        r"\b(?:top|first|last|bottom|lowest|highest|largest|smallest|biggest)\s+"
-        + _N
-        + r"\b(?![-./,]\d)"
-        + _NOT_ROWS,
-        re.I,
-    ),
-    re.compile(
-        r"\bthe\s+" + _N + r"\b(?![-./,:]\d)(?!\s*(?:%|percent|times|years? old))" + _NOT_ROWS,
-        re.I,
-    ),
-    re.compile(r"\b" + _N + r"[\s-]+(?:elements?|values?|items?|names?|entries)\b", re.I),
-]
-_AT_MOST = re.compile(r"\b(?:less|fewer)\s+than\b|\bat most\b|\bup to\b|\bas many as\b", re.I)
-_BREAKDOWN = re.compile(r"\b(?:per|each|every|breakdown|broken down|grouped)\b", re.I)
-_CHART = re.compile(r"\b(?:plot|chart|graph|draw|visuali[sz]e|histogram)\b", re.I)
 _FIGURES = ("Figure", "FigureWidget", "PngImage")
-_NOT_YES_NO = re.compile(r"\b(?:show|list|which|what|plot|chart|table|how many|how much)\b", re.I)
-_LIST_START = re.compile(
-    r"^(?:please\s+)?(?:list|name|give me|enumerate|what are|which are)\b", re.I
-)
-_LABEL_START = re.compile(
-    r"^(?:(?:in|for|from|at|on|of)\s+)?(?:which|who|whom|whose|where)\b"
-    r"|^what(?:'s| is| was)? the name\b",
-    re.I,
-)
-# words after which a number is a fine answer to "which ..." ("which year", "which rank")
-_NUMERIC_LABEL = re.compile(
-    r"\b(?:year|month|day|date|number|id|code|age|rank|score|level|rating|grade|size|"
-    r"many|much|value|amount|percentage|season|digit|zip|postcode)s?\b",
-    re.I,
-)
-_NUMBER_START = re.compile(
-    r"^(?:how (?:many|much|old|long)\b|what(?:'s| is| was)? the (?:average|mean|median|sum|"
-    r"total|number|count|percentage|proportion|ratio|difference|range|maximum|minimum|"
-    r"highest|lowest|standard deviation|variance)\b)",
-    re.I,
-)
-
 
 NONE_RESULT = (
     "`result` is None: the code probably assigned the return value of .show(), print() or an "
     "in-place method. Assign the answer itself (for a chart, the figure object)."
 )
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """What the wording of a question says about its answer."""
-
-    kind: str | None = None  # "boolean" | "list" | "label" | "number" | None (no opinion)
-    count: int | None = None  # how many values a list question asks for
-    at_most: bool = False  # "... if there are fewer, list as many as there are"
-
-    def hint(self) -> str | None:
-        """A one-line answer-type hint for the prompt, or None."""
-        if self.kind == "boolean":
-            return "`result` must be one True/False, computed from df."
-        if self.kind == "list":
-            if self.count is None:
-                return "`result` must be a Python list of values, computed from df."
-            most = "at most " if self.at_most else ""
-            return f"`result` must be a Python list of {most}{self.count} values, computed from df."
-        if self.kind == "label":
-            return "`result` must be the name or label itself (not a count), computed from df."
-        if self.kind == "number":
-            return "`result` must be one number, computed from df."
-        return None
-
-
-def _first_words(question: str) -> list[str]:
-    return re.findall(r"[a-z']+", question.lower())[:3]
-
-
-def _count(question: str) -> int | None:
-    text = re.sub(r"\([^)]*\)\s*", "", question)  # "the first (by row number) 3 values"
-    for pattern in _COUNT_PATTERNS:
-        m = pattern.search(text)
-        if m:
-            word = m.group(1).lower()
-            n = _NUMBER_WORDS.get(word) or int(word)
-            if 1 < n <= 100:
-                return n
-    return None
-
-
-def expect(question: str) -> Expectation:
-    """Read the expected answer type from a question's wording (English; None when unsure)."""
-    q = " ".join(question.split())
-    if not q or _CHART.search(q):
-        return Expectation()
-    clause = q
-    if q.lower().startswith("if ") and "," in q:  # "If I move to X, would I ...?"
-        clause = q.split(",", 1)[1].strip()
-    words = _first_words(clause)
-    lower = q.lower()
-    imperative = words[:1] == ["do"] and "?" not in q  # "Do the tasks", not "Do we ...?"
-    if (
-        words and words[0] in _AUX and not imperative and not _NOT_YES_NO.search(clause)
-    ) or re.search(r"\btrue or false\b|\byes or no\b", lower):
-        return Expectation("boolean")
-    count = _count(q)
-    if _LIST_START.search(q):
-        if _BREAKDOWN.search(q) and count is None:
-            return Expectation()
-        return Expectation("list", count, bool(count and _AT_MOST.search(q)))
-    numeric = bool(_NUMBER_START.search(q))
-    ranked = re.search(r"\b(?:top|first|last|bottom)\s+" + _N, q, re.I)
-    if count is not None and ranked and not numeric and not _BREAKDOWN.search(q):
-        return Expectation("list", count, bool(_AT_MOST.search(q)))
-    if _BREAKDOWN.search(q) or re.search(r"\bby\b", lower):
-        return Expectation()
-    if _LABEL_START.search(q):
-        return Expectation("label")
-    if numeric:
-        return Expectation("number")
-    return Expectation()
-
-
-# --------------------------------------------------------------------------------------------
-# checking a value against the expectation
 
 
 def is_missing(value: Any) -> bool:
@@ -250,7 +112,7 @@ def _check_none(r: Result) -> str | None:
 
 
 def _check_chart(r: Result) -> str | None:
-    if _CHART.search(r.question) and type(r.value).__name__ not in _FIGURES:
+    if CHART.search(r.question) and type(r.value).__name__ not in _FIGURES:
         return (
             f"The question asks for a chart, but the result is {_describe(r.value)}. Assign a "
             "plotly figure to `result`, e.g. result = px.line(prev, x=..., y=...)."
@@ -274,7 +136,7 @@ def _check_empty(r: Result) -> str | None:
         f"The result is empty or missing ({_describe(r.value)}): a filter in the code probably "
         "matched no rows, or compared against a value the column does not hold."
     )
-    hints = _value_hints(r.code, r.frame) if r.frame is not None else []
+    hints = value_hints(r.code, r.frame) if r.frame is not None else []
     if hints:
         text += " " + " ".join(hints)
     return text + " Fix the code so it finds the rows the question means."
@@ -446,7 +308,7 @@ _TAKES_HIGH = re.compile(r"\.nlargest\(|\.idxmax\(|ascending\s*=\s*False")
 _TAKES_LOW = re.compile(r"\.nsmallest\(|\.idxmin\(|ascending\s*=\s*True")
 _ENTITY_AFTER = re.compile(
     r"^(?:list|name|which|who|what are)\b(?:\s+(?:all|the|of|top|first|last|\d+|"
-    + "|".join(_NUMBER_WORDS)
+    + "|".join(NUMBER_WORDS)
     + r"|different|unique|distinct))*\s+([a-z][\w-]*)",
     re.I,
 )
@@ -513,7 +375,7 @@ def _names_expected(
         col = frame[c]
         if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col):
             continue
-        if _norm(str(c)) in {_norm(x) for x in stems}:
+        if norm(str(c)) in {norm(x) for x in stems}:
             held = set(col.dropna().astype(str).iloc[:200_000])
             if all(str(v) in held for v in items):  # IDs that look like numbers
                 return None
@@ -526,7 +388,7 @@ def _numeric_label(question: str) -> bool:
     m = re.search(r"\b(?:which|what)\s+(\w+)(?:\s+(\w+))?", question, re.I)
     if not m:
         return False
-    return any(w and _NUMERIC_LABEL.fullmatch(w) for w in m.groups())
+    return any(w and NUMERIC_LABEL.fullmatch(w) for w in m.groups())
 
 
 def _row_labels(value: Any, code: str, frame: pd.DataFrame | None) -> str | None:
@@ -561,176 +423,3 @@ def _result_expression(code: str) -> str | None:
 def _all_bools(value: Any) -> bool:
     items = value.tolist() if isinstance(value, pd.Series | np.ndarray) else list(value)
     return len(items) > 1 and all(_is_bool(v) for v in items)
-
-
-# --------------------------------------------------------------------------------------------
-# what the filtered columns really hold
-
-
-def _literal_comparisons(code: str) -> list[tuple[str, object]]:
-    """(column, literal) pairs the code compares: x["col"] == lit, x["col"].isin([...]), ..."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return []
-    pairs: list[tuple[str, object]] = []
-
-    def column(node: ast.AST) -> str | None:
-        if (
-            isinstance(node, ast.Subscript)
-            and isinstance(node.slice, ast.Constant)
-            and isinstance(node.slice.value, str)
-        ):
-            return node.slice.value
-        if isinstance(node, ast.Attribute) and node.attr not in ("str", "dt"):
-            base = node.value
-            if isinstance(base, ast.Name | ast.Subscript | ast.Call):
-                return node.attr
-        if isinstance(node, ast.Attribute) and node.attr in ("str", "dt"):
-            return column(node.value)
-        return None
-
-    def literals(node: ast.AST) -> list[object]:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float):
-            return [node.value]
-        if isinstance(node, ast.List | ast.Tuple | ast.Set):
-            return [e.value for e in node.elts if isinstance(e, ast.Constant)]
-        return []
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and len(node.ops) == 1:
-            if isinstance(node.ops[0], ast.Eq | ast.NotEq | ast.In):
-                left, right = node.left, node.comparators[0]
-                for a, b in ((left, right), (right, left)):
-                    col = column(a)
-                    if col is not None:
-                        pairs += [(col, lit) for lit in literals(b)]
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in ("isin", "contains", "startswith", "endswith", "eq", "match")
-        ):
-            col = column(node.func.value)
-            if col is not None and node.args:
-                pairs += [(col, lit) for lit in literals(node.args[0])]
-    return pairs
-
-
-def _value_hints(code: str, frame: pd.DataFrame, per_column: int = 6) -> list[str]:
-    hints: list[str] = []
-    seen: set[str] = set()
-    columns = {str(c): c for c in frame.columns}
-    for name, literal in _literal_comparisons(code):
-        if name not in columns or name in seen or len(seen) >= 3:
-            continue
-        col = frame[columns[name]]
-        if pd.api.types.is_numeric_dtype(col) and isinstance(literal, int | float):
-            continue  # a number against numbers: nothing useful to suggest
-        values = [str(v) for v in pd.unique(col.dropna())[:20_000]]
-        if not values or str(literal) in values:
-            continue
-        seen.add(name)
-        want = str(literal).lower()
-        near = [v for v in values if want in v.lower()][:per_column]
-        for v in difflib.get_close_matches(str(literal), values, n=per_column, cutoff=0.4):
-            if v not in near and len(near) < per_column:
-                near.append(v)
-        if not near:
-            near = [str(v) for v in col.value_counts().index[:per_column]]
-        shown = ", ".join(_short(v) for v in near)
-        hint = f'Column "{name}" has no value {_short(str(literal))}; it holds e.g. {shown}.'
-        elsewhere = _columns_holding(frame, str(literal), skip=name)
-        if elsewhere:
-            hint += (
-                f" {_short(str(literal))} is a value of column "
-                + ", ".join(f'"{c}"' for c in elsewhere)
-                + "."
-            )
-        hints.append(hint)
-    return hints
-
-
-def _columns_holding(frame: pd.DataFrame, text: str, skip: str, limit: int = 3) -> list[str]:
-    """Text columns (other than ``skip``) in which ``text`` is a whole value, case aside."""
-    want = text.strip().lower()
-    found: list[str] = []
-    for c in frame.columns:
-        col = frame[c]
-        if str(c) == skip or pd.api.types.is_numeric_dtype(col) or len(found) >= limit:
-            continue
-        values = pd.unique(col.dropna().iloc[:200_000])
-        if any(isinstance(v, str) and v.strip().lower() == want for v in values[:20_000]):
-            found.append(str(c))
-    return found
-
-
-def _short(text: str, limit: int = 40) -> str:
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return '"' + text.replace('"', '\\"') + '"'
-
-
-# --------------------------------------------------------------------------------------------
-# hints for a failed run
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-_EMPTY_SELECTION = re.compile(
-    r"single positional indexer is out-of-bounds|index -?\d+ is out of bounds for axis 0 with "
-    r"size 0|argm(?:ax|in) of an empty sequence|list index out of range"
-)
-
-
-def error_hint(error: str, code: str, frame: pd.DataFrame | None) -> str | None:
-    """A one-line pointer for common pandas slips in ``error``, from the code and the columns."""
-    if frame is None:
-        return None
-    undefined = re.search(r"NameError: name '(\w+)' is not defined", error)
-    if undefined:
-        if undefined.group(1) == "result":
-            return (
-                "`result` is not defined before your code assigns it; where you meant the "
-                "previous answer, use `prev`."
-            )
-        return "Defined already: df, dfs, prev, pd, np, px, go; define anything else yourself."
-    if _EMPTY_SELECTION.search(error):
-        hints = _value_hints(code, frame)
-        return " ".join(["The selection was empty: a filter matched no rows.", *hints])
-    if re.search(r"Cannot perform '(?:rand_|ror_|and_|or_)'|unsupported operand type\(s\) for [&|]",
-                 error):  # fmt: skip
-        return (
-            "& and | bind tighter than ==: put each comparison in parentheses, "
-            '(df["A"] == x) & (df["B"] == y).'
-        )
-    if "Can only compare identically-labeled" in error:
-        return (
-            "Two filtered columns cannot be compared row by row: take one value from each "
-            'first, e.g. df.loc[df["A"] == x, "B"].iloc[0].'
-        )
-    columns = [str(c) for c in frame.columns]
-    m = re.search(r"KeyError: ['\"](.+?)['\"]\s*$", error, re.M) or re.search(
-        r"has no attribute ['\"](.+?)['\"]", error
-    )
-    if m and m.group(1) not in columns:
-        wrong = m.group(1)
-        same = [c for c in columns if _norm(c) == _norm(wrong)]
-        near = same or difflib.get_close_matches(wrong, columns, n=3, cutoff=0.5)
-        if not near:
-            near = [c for c in columns if _norm(wrong) in _norm(c) or _norm(c) in _norm(wrong)]
-        if near:
-            shown = ", ".join(f'df["{c}"]' for c in near[:3])
-            return f'There is no column "{wrong}"; did you mean {shown}?'
-        if "has no attribute" not in m.group(0):
-            return f'There is no column "{wrong}" (the columns are listed above).'
-    if (
-        re.search(r"KeyError: -?\d+\s*$", error, re.M)
-        and re.search(r"\.idx(?:max|min)\(\)\s*\]", code)
-        and ".loc[" not in code
-    ):
-        return (
-            'df[label] selects a column, not a row: use df.loc[df["X"].idxmax(), "Y"] '
-            "for the row with the largest X."
-        )
-    return None
