@@ -240,11 +240,10 @@ class PanelHub:
     ) -> dict[str, Any]:
         name, path = self.uploads.end(str(msg.get("upload")))
         s = self.session()
-        try:
-            ds = s.load(path)
-        except DataaskError as exc:
+        try:  # Session.upload keeps the file where a restarted kernel finds it again
+            ds = s.upload(name, path.read_bytes())
+        finally:
             path.unlink(missing_ok=True)
-            raise DataaskError(str(exc).replace(str(path), name)) from None
         return {"dataset": views.dataset_view(ds, s.active == ds.name)}
 
     def _op_upload_abort(
@@ -267,7 +266,12 @@ class PanelHub:
     def state(self) -> dict[str, Any]:
         s = self.session()
         return {
-            "datasets": [views.dataset_view(ds, n == s.active) for n, ds in s.datasets.items()],
+            "datasets": [views.dataset_view(ds, n == s.active) for n, ds in s.datasets.items()]
+            + [
+                views.pending_view(r, n == s.active)
+                for n, r in s.pending.items()
+                if n not in s.datasets
+            ],
             "active": s.active,
             "turns": [a.number for a in s.history],
             "asking": len(self.asking),

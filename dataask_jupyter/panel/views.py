@@ -18,6 +18,7 @@ from dataask_jupyter.results import PngImage
 
 if TYPE_CHECKING:
     from dataask_jupyter.session import Answer, Dataset
+    from dataask_jupyter.store import DatasetRecord
 
 FIRST_PAGE_ROWS = 10
 
@@ -35,6 +36,24 @@ def dataset_view(ds: Dataset, active: bool) -> dict[str, Any]:
         "notes": list(ds.notes),
         "summary": ds.summary(),
         "active": active,
+        "pending": False,
+    }
+
+
+def pending_view(record: DatasetRecord, active: bool) -> dict[str, Any]:
+    """A dataset of an earlier kernel, read again from its file when a question needs it."""
+    return {
+        "name": record.name,
+        "rows": -1,
+        "columns": len(record.columns),
+        "source": record.source,
+        "format": record.format,
+        "sheet": record.sheet,
+        "sheets": [],
+        "notes": list(record.notes),
+        "summary": f"{record.name}: from {record.source or 'a DataFrame'} (read again when needed)",
+        "active": active,
+        "pending": True,
     }
 
 

@@ -182,7 +182,9 @@ export class DataaskPanel extends Widget {
       'aria-pressed': ds.active ? 'true' : 'false',
       title: ds.active ? 'The active dataset: questions are about it' : 'Make this the active dataset'
     });
-    const shape = `${ds.rows.toLocaleString('en-US')} rows × ${ds.columns.toLocaleString('en-US')} columns`;
+    const shape = ds.pending
+      ? 'read again when a question needs it'
+      : `${ds.rows.toLocaleString('en-US')} rows × ${ds.columns.toLocaleString('en-US')} columns`;
     li.append(
       use,
       h(

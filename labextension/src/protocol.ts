@@ -14,6 +14,7 @@ export interface DatasetView {
   notes: string[];
   summary: string;
   active: boolean;
+  pending?: boolean; // from an earlier kernel: read again from its file when needed
 }
 
 export interface ColumnInfo {

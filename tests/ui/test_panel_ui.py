@@ -233,7 +233,7 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             panel.get_by_role("list", name="Datasets").get_by_text("sales", exact=True).wait_for()
 
             # restart the kernel: the panel waits, loads dataask in the new kernel (it was
-            # loaded before) and shows its empty session
+            # loaded before) and shows the conversation the session kept for this notebook
             page.evaluate(
                 """() => {
                   const status = document.querySelector('#dataask-panel .dataask-status');
@@ -245,12 +245,17 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
             page.locator(".jp-Dialog-button", has_text="Restart").click()
-            panel.get_by_role("list", name="Datasets").get_by_text("No datasets yet").wait_for(
+            datasets = panel.get_by_role("list", name="Datasets")
+            datasets.get_by_text("read again when a question needs it").first.wait_for(
                 timeout=90_000
             )
             seen = page.evaluate("() => window.__dataaskSeen")
             assert any("Waiting for the kernel" in text for text in seen), seen
-            assert panel.locator(".dataask-answer").count() == 0
+            panel.locator(".dataask-answer").nth(answers - 1).wait_for(timeout=30_000)
+            assert panel.locator(".dataask-answer").count() == answers
+            assert "sales" in datasets.locator("li[aria-current='true']").inner_text()
+            again = _ask(page, panel, "How many orders are there?")  # reads sales.xlsx again
+            assert again.locator(".dataask-headline").inner_text() == "4,000"
             shot(page, "dataask-panel-restarted")
 
             # the dark theme: the panel follows JupyterLab's CSS variables
