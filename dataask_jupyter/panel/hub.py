@@ -121,7 +121,7 @@ class PanelHub:
             raise DataaskError("write a question first")
         dataset = msg.get("dataset") or None
         s = self.session()
-        if not s.datasets:
+        if not s.datasets and not s.pending:
             raise DataaskError("no dataset loaded yet: upload a file first")
         ask_id = uuid.uuid4().hex[:12]
         with self._lock:

@@ -262,7 +262,9 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
             page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
-            page.wait_for_selector("body[data-jp-theme-light='false']", timeout=30_000)
+            page.wait_for_selector(
+                "body[data-jp-theme-light='false']", state="attached", timeout=30_000
+            )
             page.wait_for_timeout(500)
             background = panel.evaluate("el => getComputedStyle(el).backgroundColor")
             channels = [int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]]
