@@ -65,6 +65,7 @@ _LAZY = {
     "Session": "dataask_jupyter.session",
 }
 _magics: Any = None
+_unregister_panel: Any = None
 
 
 def __getattr__(name: str) -> Any:
@@ -94,13 +95,20 @@ def load_ipython_extension(ipython: Any) -> None:
     cleanup = ipython.input_transformers_cleanup
     if ask_line_transform not in cleanup:
         cleanup.append(ask_line_transform)
+    global _unregister_panel
+    from dataask_jupyter.panel import register
+
+    _unregister_panel = register(ipython, lambda: _magics.session)  # the side panel's comm
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext dataask``: stop the sandbox, remove the magics and the input transformer."""
-    global _magics
+    global _magics, _unregister_panel
     from dataask_jupyter.magics import ask_line_transform
 
+    if _unregister_panel is not None:
+        _unregister_panel()
+        _unregister_panel = None
     cleanup = ipython.input_transformers_cleanup
     while ask_line_transform in cleanup:
         cleanup.remove(ask_line_transform)

@@ -173,11 +173,11 @@ def fallback_bundle(a: Answer, chart: bool = True) -> dict[str, Any]:
     """``text/plain`` + ``text/html``, and (``chart``) a figure as plotly JSON."""
     bundle: dict[str, Any] = {"text/plain": answer_text(a), "text/html": answer_html(a)}
     if chart and a.ok and is_figure(a.value):
-        bundle[PLOTLY_MIME] = _plotly_json(a.value)
+        bundle[PLOTLY_MIME] = plotly_json(a.value)
     return bundle
 
 
-def _plotly_json(fig: Any) -> dict[str, Any]:
+def plotly_json(fig: Any) -> dict[str, Any]:
     import json
 
     import plotly.io as pio
