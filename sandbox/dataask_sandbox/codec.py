@@ -179,7 +179,9 @@ def frame_from_ipc(payload: bytes) -> pd.DataFrame:
     """Decode an Arrow IPC stream into a DataFrame (Arrow extension types refused)."""
     reader = pa.ipc.open_stream(payload)
     _check_schema(reader.schema)
-    return reader.read_all().to_pandas()
+    table = reader.read_all()
+    # threads only for big tables: on small ones the pool's start-up costs more than the work
+    return table.to_pandas(use_threads=table.num_rows * max(1, table.num_columns) > 200_000)
 
 
 # --- JSON -------------------------------------------------------------------------------------
@@ -298,7 +300,10 @@ def encode_result(
     if isinstance(value, (pd.DataFrame, pd.Series)):
         kind = "series" if isinstance(value, pd.Series) else "table"
         frame = value.to_frame(name=_series_name(value)) if isinstance(value, pd.Series) else value
-        estimate = int(frame.memory_usage(index=True, deep=False).sum())
+        # a cheap size guard before encoding (memory_usage is costly on small frames: skipped)
+        estimate = (
+            int(frame.memory_usage(index=True, deep=False).sum()) if frame.size > 100_000 else 0
+        )
         if estimate > 4 * max_bytes:
             raise TooLarge(
                 f"the result is a {len(frame):,} x {frame.shape[1]:,} table of about "
