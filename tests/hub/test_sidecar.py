@@ -50,7 +50,7 @@ def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def _sandbox(root: Path) -> Sandbox:
-    return Sandbox(Ask(start_timeout=20.0), backend_factory=lambda: SidecarBackend(root))
+    return Sandbox(Ask(start_timeout=20.0), backend=SidecarBackend(root))
 
 
 def test_each_kernel_gets_its_own_server(shared: Path) -> None:
