@@ -141,3 +141,16 @@ def session_tmp(a: dataask.Answer) -> Any:
     from pathlib import Path
 
     return Path(tempfile.mkdtemp(prefix="dataask-codec-")) / "chart.json"
+
+
+def test_a_date_answer_is_a_date_again_as_prev(llm: Any, settings_kwargs: dict[str, Any]) -> None:
+    """``prev`` reaches the next run decoded by the shared codec (tagged dates restored)."""
+    import dataask
+
+    llm.on("latest day", "result = df['day'].max()")
+    llm.on("what type", "result = type(prev).__name__")
+    with dataask.Session(**settings_kwargs) as s:
+        s.load(pd.DataFrame({"day": pd.to_datetime(["2024-01-02", "2024-03-04"])}), name="d")
+        assert s.ask("What is the latest day?").ok
+        kind = s.ask("And what type is that value?")
+        assert kind.value == "Timestamp", kind

@@ -26,8 +26,8 @@ from dataask_jupyter.checks.wording import (
     expect,
 )
 from dataask_jupyter.errors import DataaskError
-
-_FIGURES = ("Figure", "FigureWidget", "PngImage")
+from dataask_jupyter.results import PngImage
+from dataask_jupyter.values import is_figure
 
 NONE_RESULT = (
     "`result` is None: the code probably assigned the return value of .show(), print() or an "
@@ -112,7 +112,7 @@ def _check_none(r: Result) -> str | None:
 
 
 def _check_chart(r: Result) -> str | None:
-    if CHART.search(r.question) and type(r.value).__name__ not in _FIGURES:
+    if CHART.search(r.question) and not (is_figure(r.value) or isinstance(r.value, PngImage)):
         return (
             f"The question asks for a chart, but the result is {_describe(r.value)}. Assign a "
             "plotly figure to `result`, e.g. result = px.line(prev, x=..., y=...)."

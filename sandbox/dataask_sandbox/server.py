@@ -127,7 +127,7 @@ class Server:
         if kind == "ping":
             protocol.send(sock, {"type": "pong", "datasets": sorted(self.frames)})
         elif kind == "load":
-            from dataask_sandbox.encode import frame_from_ipc
+            from dataask_sandbox.codec import frame_from_ipc
 
             self.frames[str(header["name"])] = frame_from_ipc(payload)
             self.drop_spare()
@@ -205,24 +205,10 @@ class Server:
                 _reap_strays()
 
     def _decode_value(self, header: dict[str, Any], payload: bytes) -> Any:
-        import json
+        """``prev`` as the kernel sent it, decoded by the codec both sides share."""
+        from dataask_sandbox.codec import decode
 
-        from dataask_sandbox.encode import frame_from_ipc
-
-        kind = header.get("kind")
-        if kind == "table":
-            return frame_from_ipc(payload)
-        if kind == "series":
-            frame = frame_from_ipc(payload)
-            s = frame.iloc[:, 0]
-            return s.rename(header.get("name"))
-        if kind == "json":
-            return json.loads(payload)
-        if kind == "figure":
-            import plotly.io as pio
-
-            return pio.from_json(payload.decode(), output_type="Figure", skip_invalid=True)
-        return None
+        return decode(header, payload)
 
     def _exec(self, sock: socket.socket, header: dict[str, Any]) -> None:
         """Hand the code to the waiting child (forked now if there is none) and relay its replies.
@@ -346,7 +332,7 @@ class Server:
 
     def _run(self, sock: socket.socket, header: dict[str, Any]) -> None:
         """Run the code here (in the child) and report stdout, then a result or an error."""
-        from dataask_sandbox.encode import TooLarge, encode_result
+        from dataask_sandbox.codec import TooLarge, encode_result
 
         code = str(header["code"])
         timeout = float(header.get("timeout", 60))
