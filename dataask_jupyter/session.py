@@ -234,7 +234,6 @@ class Session:
         source: str | os.PathLike[str] | pd.DataFrame,
         name: str | None = None,
         sheet: str | int | None = None,
-        *,
         header_row: int | None = None,
         range: str | None = None,
     ) -> Dataset:
