@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -216,10 +217,8 @@ def _freeze(backend: object) -> None:
         family |= more
         grew = bool(more)
     for pid in family:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # a run child reaped since the scan
             os.kill(pid, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass  # a finished run child, reaped between the scan and the signal
 
 
 def test_sandbox_killed_from_outside(
