@@ -11,6 +11,7 @@ import pandas as pd
 
 from dataask_jupyter import results
 from dataask_jupyter.errors import ExportError
+from dataask_jupyter.vote import Candidate
 
 
 @dataclass
@@ -90,6 +91,8 @@ class Answer:
     llm_seconds: float = 0.0  # time spent waiting for the LLM, all tries
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
+    # the ways the question was answered when they voted (Ask.candidates), the chosen one among
+    candidates: list[Candidate] = field(default_factory=list, repr=False)
     # a turn restored from the store without its value (too large to keep): its summary then
     stored_summary: str | None = field(default=None, repr=False)
 

@@ -40,6 +40,15 @@ class LLM(Protocol):
         cancel: threading.Event | None = None,
     ) -> Completion: ...
 
+    def complete_text(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 128,
+        stop: list[str] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Completion: ...
+
 
 class Runner(Protocol):
     """What a session needs of a sandbox (``dataask_jupyter.sandbox.Sandbox``)."""

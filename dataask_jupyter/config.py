@@ -57,6 +57,15 @@ class Ask(Configurable):
         "True (all checks), False (none) or a list of check names "
         "(dataask_jupyter.checks.CHECKS).",
     ).tag(config=True)
+    candidates = Enum(
+        ["auto", "single", "vote", "all"],
+        default_value="auto",
+        help="'vote': where the answer is a value that can be compared (a number, a label, "
+        "yes/no, a short list), also answer in one line, and where the two differ a third "
+        "way with the needed columns named first; the answer most ways agree on wins. "
+        "'single': one answer. 'all': every way every time (for measuring). 'auto': vote "
+        "on the embedded local model, single elsewhere. Env: DATAASK_CANDIDATES.",
+    ).tag(config=True)
     repair_timeouts = Bool(
         False,
         help="Send a run that hit Ask.exec_timeout back to the LLM for repair (off: an endless "
@@ -151,6 +160,11 @@ class Ask(Configurable):
     def _sandbox_default(self) -> str:
         v = _env("DATAASK_SANDBOX").lower()
         return v if v in ("auto", "docker", "local", "sidecar") else "auto"
+
+    @default("candidates")
+    def _candidates_default(self) -> str:
+        v = _env("DATAASK_CANDIDATES").lower()
+        return v if v in ("auto", "single", "vote", "all") else "auto"
 
     @default("sandbox_socket_dir")
     def _socket_dir_default(self) -> str:

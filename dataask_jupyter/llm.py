@@ -23,6 +23,12 @@ _NO_ENDPOINT = (
 )
 
 
+#: How a chat-only endpoint is asked for what a completion endpoint would write after a text.
+CONTINUE_IN_CHAT = (
+    "Continue the following Python code. Reply with only the text that completes its last "
+    "line, on one line, nothing else.\n\n"
+)
+
 _LOCAL_MAX_TOKENS = 384  # the longest answer seen in the DataBench runs took 183 tokens
 
 
@@ -80,6 +86,7 @@ class LLMClient:
         self._client: openai.OpenAI | None = None
         self._endpoint: Endpoint | None = None
         self._key: tuple[Any, ...] | None = None
+        self._chat_only = False  # the endpoint has no /completions (learnt on first use)
 
     def _ensure(self) -> tuple[openai.OpenAI, Endpoint]:
         s = self.settings
@@ -155,6 +162,83 @@ class LLMClient:
             ),
             cached_tokens=call.cached_tokens,
         )
+
+    def complete_text(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 128,
+        stop: list[str] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Completion:
+        """Continue ``prompt`` as plain text (``/completions``), for one-line answers.
+
+        An endpoint with no completions (most hosted chat models) is asked once, in a chat
+        message, to continue the text instead, and that is remembered. Cancellation and failures
+        behave as in :meth:`complete`.
+        """
+        client, ep = self._ensure()
+        started = time.perf_counter()
+        box: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                box["reply"] = self._continue(client, ep, prompt, max_tokens, stop)
+            except BaseException as exc:  # handed to the waiting thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=call, name="dataask-llm-text", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("cancelled")
+                worker.join(_POLL)
+        except KeyboardInterrupt:
+            raise CancelledError("cancelled") from None
+        if "error" in box:
+            raise LLMError(self._describe(box["error"], ep)) from None
+        text, usage, model = box["reply"]
+        return Completion(
+            text=text,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            seconds=time.perf_counter() - started,
+            model=model or ep.model,
+            cached_tokens=_cached(usage),
+        )
+
+    def _continue(
+        self,
+        client: openai.OpenAI,
+        ep: Endpoint,
+        prompt: str,
+        max_tokens: int,
+        stop: list[str] | None,
+    ) -> tuple[str, Any, str]:
+        temperature = self.settings.temperature
+        if not self._chat_only:
+            try:
+                r = client.completions.create(
+                    model=ep.model,
+                    prompt=prompt,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    stop=stop,
+                )
+                return (r.choices[0].text if r.choices else ""), r.usage, r.model
+            except openai.APIStatusError as exc:
+                if exc.status_code not in (400, 404, 405, 501):
+                    raise
+                self._chat_only = True
+        c = client.chat.completions.create(
+            model=ep.model,
+            messages=[{"role": "user", "content": CONTINUE_IN_CHAT + prompt}],
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        text = (c.choices[0].message.content or "") if c.choices else ""
+        return text, c.usage, c.model
 
     def _describe(self, exc: Exception, ep: Endpoint) -> str:
         """One sentence for a failed request, naming the setting that fixes it."""
@@ -285,6 +369,12 @@ def _http_client(base_url: str | None) -> Any:
     if host in ("127.0.0.1", "localhost", "::1"):
         return openai.DefaultHttpxClient(trust_env=False)
     return None
+
+
+def _cached(usage: Any) -> int | None:
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None)
+    return cached if isinstance(cached, int) else None
 
 
 def _detail(exc: openai.APIStatusError) -> str:

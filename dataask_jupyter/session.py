@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from dataask_jupyter import attempts, checks, prompt, readers
+from dataask_jupyter import attempts, candidates, checks, prompt, readers, results
 from dataask_jupyter.answer import Answer, Attempt, Dataset
 from dataask_jupyter.attempts import LLM, Misfit, Ok, RunFailed, Runner, Task
 from dataask_jupyter.config import Ask
@@ -36,7 +36,9 @@ from dataask_jupyter.errors import (
     FileTooLargeError,
 )
 from dataask_jupyter.events import Event, EventHandler, EventKind
+from dataask_jupyter.llm import Completion
 from dataask_jupyter.store import ConversationStore, DatasetRecord, TurnRecord
+from dataask_jupyter.vote import Candidate
 
 __all__ = ["Answer", "Attempt", "Dataset", "Session"]
 
@@ -383,6 +385,7 @@ class Session:
             static_checks=s.static_checks,
         )
         messages = self._messages(ds, task)
+        asked = list(messages)  # as first sent (the repairs append to `messages`)
         prev = self.sandbox.prev  # what every try at this question builds on
         best: _Best | None = None
         why = ""
@@ -396,13 +399,7 @@ class Session:
                 )
                 answer.attempts.append(tried)
                 tried.reply = reply.text
-                answer.prompt_tokens += reply.prompt_tokens
-                answer.completion_tokens += reply.completion_tokens
-                answer.llm_seconds += reply.seconds
-                if reply.cached_tokens is not None:
-                    answer.cached_tokens = (answer.cached_tokens or 0) + reply.cached_tokens
-                if answer.first_token_seconds is None:
-                    answer.first_token_seconds = reply.first_token_seconds
+                _count(answer, reply)
                 outcome = attempts.attempt(
                     reply.text,
                     task,
@@ -444,6 +441,55 @@ class Session:
             answer.error = None
             if isinstance(chosen, Misfit):
                 self.sandbox.set_prev(chosen.run.value)
+        mode = self._candidates_mode()
+        first = _as_candidate(answer, best)
+        if mode != "single" and candidates.votes_on(first, task.question):
+            self._vote(answer, first, mode, task, asked, prev, events)
+
+    def _candidates_mode(self) -> str:
+        """``Ask.candidates``, with "auto" settled: a vote on the embedded local model."""
+        mode = self.settings.candidates
+        if mode != "auto":
+            return mode
+        endpoint = getattr(self.llm, "endpoint", None)
+        return "vote" if endpoint is not None and getattr(endpoint, "local", False) else "single"
+
+    def _vote(
+        self,
+        answer: Answer,
+        first: Candidate,
+        mode: str,
+        task: Task,
+        asked: list[dict[str, str]],
+        prev: Any,
+        events: _Events,
+    ) -> None:
+        """Answer the question other ways too and keep what most ways agree on."""
+        events.attempt = len(answer.attempts) + 1
+        tally, answer.candidates = candidates.second_opinions(
+            first,
+            mode=mode,
+            task=task,
+            messages=asked,
+            llm=self.llm,
+            runner=self.sandbox,
+            prev=prev,
+            prev_summary=None if prev is None else results.summarize(prev),
+            emit=events,
+            count=lambda reply: _count(answer, reply),
+            cancel=self._cancel,
+        )
+        chosen = tally.chosen
+        if chosen.error is not None:
+            self.sandbox.set_prev(prev if first.error is not None else first.value)
+            return
+        answer.value, answer.kind, answer.code = chosen.value, chosen.kind, chosen.code
+        answer.notes, answer.stdout, answer.error = list(chosen.notes), chosen.stdout, None
+        if tally.voters > 1 and tally.agree < tally.voters:
+            answer.notes.append(
+                f"{tally.agree} of {len(answer.candidates)} ways of answering gave this answer"
+            )
+        self.sandbox.set_prev(chosen.value)
 
     def _messages(self, ds: Dataset, task: Task) -> list[dict[str, str]]:
         s = self.settings
@@ -553,6 +599,33 @@ class Session:
 def _close_runner(runner: Runner) -> None:
     with contextlib.suppress(Exception):  # closing never raises past the API
         runner.close()
+
+
+def _count(answer: Answer, reply: Completion) -> None:
+    """Add one LLM reply's tokens and time to ``answer``."""
+    answer.prompt_tokens += reply.prompt_tokens
+    answer.completion_tokens += reply.completion_tokens
+    answer.llm_seconds += reply.seconds
+    if reply.cached_tokens is not None:
+        answer.cached_tokens = (answer.cached_tokens or 0) + reply.cached_tokens
+    if answer.first_token_seconds is None:
+        answer.first_token_seconds = reply.first_token_seconds
+
+
+def _as_candidate(answer: Answer, best: _Best | None) -> Candidate:
+    """The chat answer (after its repairs) as the first candidate of a vote."""
+    if best is None:
+        return Candidate("chat", code=answer.code, error=answer.error or "no answer")
+    chosen = best.outcome
+    return Candidate(
+        "chat",
+        code=chosen.code,
+        value=chosen.run.value,
+        kind=chosen.run.kind,
+        stdout=chosen.run.stdout,
+        notes=list(chosen.notes),
+        misfit=chosen.check if isinstance(chosen, Misfit) else None,
+    )
 
 
 def _no_better(value: Any, first: Any) -> bool:

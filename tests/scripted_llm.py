@@ -49,6 +49,10 @@ class ScriptedLLM:
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     default_reply: str = "result = None"
+    # one-line completions (POST /completions): (pattern on the question, the expression)
+    line_rules: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+    default_line: str = "None"
+    completions: bool = True  # False: /completions answers 404, as chat-only endpoints do
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -57,6 +61,19 @@ class ScriptedLLM:
         """Answer questions matching ``pattern`` (case-insensitive search) with ``replies``."""
         self.rules.insert(0, Rule(re.compile(pattern, re.I | re.S), list(replies), raw))
         return self
+
+    def on_line(self, pattern: str, expression: str) -> ScriptedLLM:
+        """Complete one-line prompts whose question matches ``pattern`` with ``expression``."""
+        self.line_rules.insert(0, (re.compile(pattern, re.I | re.S), expression))
+        return self
+
+    def line_reply(self, prompt: str) -> str:
+        asked = re.findall(r'Returns the answer to the question: (.*?)(?:"""|\n)', prompt)
+        question = asked[-1] if asked else prompt
+        for pattern, expression in self.line_rules:
+            if pattern.search(question):
+                return " " + expression
+        return " " + self.default_line
 
     def fail(self, status: int, times: int = 1) -> None:
         for _ in range(times):
@@ -79,6 +96,8 @@ class ScriptedLLM:
     def clear(self) -> None:
         with self.lock:
             self.rules.clear()
+            self.line_rules.clear()
+            self.completions = True
             self.requests.clear()
             self.faults.clear()
 
@@ -146,7 +165,11 @@ class ScriptedLLM:
                         {"error": {"message": f"scripted {fault.status}", "type": "scripted"}},
                     )
                     return
-                if not self.path.rstrip("/").endswith("/chat/completions"):
+                path = self.path.rstrip("/")
+                if path.endswith("/completions") and not path.endswith("/chat/completions"):
+                    self._complete_text(body)
+                    return
+                if not path.endswith("/chat/completions"):
                     self._send(404, {"error": {"message": "not found"}})
                     return
                 text = owner.reply_for(body.get("messages", []))
@@ -182,6 +205,30 @@ class ScriptedLLM:
                             }
                         ],
                         "usage": usage,
+                    },
+                )
+
+            def _complete_text(self, body: dict[str, Any]) -> None:
+                if not owner.completions:
+                    self._send(404, {"error": {"message": "no completions here"}})
+                    return
+                prompt = str(body.get("prompt", ""))
+                text = owner.line_reply(prompt)
+                self._send(
+                    200,
+                    {
+                        "id": "cmpl-scripted",
+                        "object": "text_completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "scripted"),
+                        "choices": [
+                            {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+                        ],
+                        "usage": {
+                            "prompt_tokens": len(prompt) // 4,
+                            "completion_tokens": len(text) // 4,
+                            "total_tokens": len(prompt) // 4 + len(text) // 4,
+                        },
                     },
                 )
 

@@ -1,0 +1,325 @@
+"""The candidates stage: answer a question more than one way and keep what most ways agree on.
+
+The first candidate is the chat answer (with its repairs and result checks). Where its value is
+one that can be compared (a scalar, a yes/no, a short list), a second candidate answers in one
+line: the question as the docstring of a function over ``df`` with its column names, completed
+by the LLM after ``return``. Only where those two disagree does a third one run: the LLM first
+names the columns the question needs (checked against the real names, with the columns whose
+values the question quotes), then writes code with those columns put before the question. The
+vote (:mod:`dataask_jupyter.vote`) chooses. Every prompt starts with a prefix the server has
+seen before (the chat prompt's system message, or the one-line prompt's column list), so its
+cache serves the extra calls.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from dataask_jupyter import attempts
+from dataask_jupyter.attempts import Emit, Misfit, Ok, Task
+from dataask_jupyter.checks.hints import norm
+from dataask_jupyter.checks.wording import CHART
+from dataask_jupyter.errors import CancelledError, DataaskError
+from dataask_jupyter.llm import Completion
+from dataask_jupyter.vote import Candidate, Tally, canonical, choose
+
+__all__ = [
+    "MODES",
+    "columns_used",
+    "ground",
+    "grounded_messages",
+    "line_code",
+    "line_prompt",
+    "second_opinions",
+    "votes_on",
+]
+
+#: ``Ask.candidates``: one answer; a vote where candidates disagree; every candidate every time.
+MODES = ("single", "vote", "all")
+LINE_MAX_TOKENS = 128
+GROUND_MAX_TOKENS = 64
+_MAX_VALUE_COLUMNS = 200  # text columns scanned for values the question quotes
+_MAX_DISTINCT = 5_000  # ... each with at most this many distinct values
+
+LINE_HEAD = """\
+# Complete the function: one Python expression after `return`, using pandas and numpy only.
+# The answer is True/False, one value from the table (a number or a label), or a list of values.
+import pandas as pd
+import numpy as np
+
+def example(df: pd.DataFrame):
+    \"\"\"Returns the answer to the question: How many rows are there in the dataframe?\"\"\"
+    df.columns = {columns}
+    return df.shape[0]
+"""
+
+GROUND = """\
+Question: {question}
+Which columns of df does answering it need? Reply with their exact names from the list above, \
+one per line, nothing else."""
+
+
+Count = Callable[[Completion], None]
+
+
+def line_prompt(question: str, columns: Sequence[Any], prev: str | None = None) -> str:
+    """The one-line prompt: an example function, then the question's function up to ``return``.
+
+    Everything before the question depends only on the columns, so it is a cached prefix.
+    """
+    cols = repr([str(c) for c in columns])
+    q = " ".join(question.split()).replace('"""', "'''")
+    head = LINE_HEAD.format(columns=cols)
+    if prev is None:
+        return head + (
+            f'\ndef answer(df: pd.DataFrame):\n    """Returns the answer to the question: {q}"""\n'
+            f"    df.columns = {cols}\n    return"
+        )
+    p = " ".join(prev.split()).replace('"""', "'''")
+    return head + (
+        f"\ndef answer(df: pd.DataFrame, prev):\n"
+        f'    """Returns the answer to the question: {q}\n'
+        f'    prev is the previous answer: {p}"""\n'
+        f"    df.columns = {cols}\n    return"
+    )
+
+
+def line_code(completion: str) -> str:
+    """Code for the sandbox from a one-line completion: ``result = <expression>``."""
+    text = completion.strip()
+    if "```" in text:  # a chat model that wrapped it anyway
+        inner = text.split("```")[1]
+        text = inner.split("\n", 1)[1] if "\n" in inner else inner
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if line.startswith("return ") or line == "return":
+        line = line[len("return") :].strip()
+    if not line:
+        raise DataaskError("the one-line answer was empty")
+    return f"result = {line}"
+
+
+# --------------------------------------------------------------------------- column grounding
+
+
+def _quoted_values(question: str, frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(column, value) for text values of ``frame`` the question quotes as whole words."""
+    text = " " + " ".join(re.findall(r"\w+", question.casefold())) + " "
+    found: list[tuple[str, str]] = []
+    for c in list(frame.columns)[:_MAX_VALUE_COLUMNS]:
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col):
+            continue
+        values = pd.unique(col.dropna())
+        if len(values) > _MAX_DISTINCT:
+            continue
+        for v in values:
+            if not isinstance(v, str):
+                continue
+            words = " ".join(re.findall(r"\w+", v.casefold()))
+            if len(words) >= 3 and not words.isdigit() and f" {words} " in text:
+                found.append((str(c), v))
+                break
+    return found
+
+
+def _match(name: str, columns: Sequence[str]) -> str | None:
+    """The real column a name the LLM wrote means: exact, then loosely, then a close spelling."""
+    name = name.strip().strip("-*•`'\"[](), ").strip()
+    if not name:
+        return None
+    if name in columns:
+        return name
+    loose = {norm(c): c for c in columns}
+    if norm(name) in loose:
+        return loose[norm(name)]
+    close = difflib.get_close_matches(name, list(columns), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def ground(reply: str, question: str, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(columns, mentions): the columns the LLM named that exist, plus the columns holding a
+    value the question quotes; and one sentence per quoted value naming its column."""
+    columns = [str(c) for c in frame.columns]
+    chosen: list[str] = []
+    for part in re.split(r"[\n,;]", reply):
+        real = _match(part, columns)
+        if real is not None and real not in chosen:
+            chosen.append(real)
+    mentions = []
+    for column, value in _quoted_values(question, frame):
+        if column not in chosen:
+            chosen.append(column)
+        mentions.append(f'"{value}" is a value of column "{column}".')
+    return chosen, mentions
+
+
+def grounding_messages(messages: list[dict[str, str]], question: str) -> list[dict[str, str]]:
+    """Ask for the columns a question needs, after the chat prompt's (cached) system message."""
+    return [messages[0], {"role": "user", "content": GROUND.format(question=question)}]
+
+
+def grounded_messages(
+    messages: list[dict[str, str]], columns: Sequence[str], mentions: Sequence[str]
+) -> list[dict[str, str]]:
+    """The chat messages with the grounded columns put before the question."""
+    if not columns:
+        return list(messages)
+    names = ", ".join(f'"{c}"' for c in columns)
+    lead = f"Columns this question needs: {names}."
+    if mentions:
+        lead += " " + " ".join(mentions)
+    last = dict(messages[-1])
+    last["content"] = lead + "\n\n" + last["content"]
+    return [*messages[:-1], last]
+
+
+def columns_used(code: str, columns: Sequence[Any]) -> list[str]:
+    """The columns ``code`` names (as strings or attributes), in the order it names them."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    names = {str(c) for c in columns}
+    found: list[tuple[int, int, str]] = []  # (line, column, name), to sort into reading order
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value in names:
+                found.append((node.lineno, node.col_offset, node.value))
+        elif isinstance(node, ast.Attribute) and node.attr in names:
+            # an attribute starts where its receiver does: place it where the receiver ends
+            found.append((node.value.end_lineno or 0, node.value.end_col_offset or 0, node.attr))
+    used: list[str] = []
+    for _, _, name in sorted(found):
+        if name not in used:
+            used.append(name)
+    return used
+
+
+# --------------------------------------------------------------------------- running them
+
+
+class _Asker:
+    """What the extra candidates share: the task, the LLM, the sandbox and the accounting."""
+
+    def __init__(
+        self,
+        task: Task,
+        llm: attempts.LLM,
+        runner: attempts.Runner,
+        prev: Any,
+        emit: Emit,
+        count: Count,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.task, self.llm, self.runner, self.prev = task, llm, runner, prev
+        self.emit, self.count, self.cancel = emit, count, cancel
+
+    def run(self, candidate: Candidate, reply: str) -> Candidate:
+        """Run the code in ``reply`` for ``candidate`` (no repair), filling in what it gave."""
+        self.runner.set_prev(self.prev)  # every candidate builds on the same `prev`
+        outcome = attempts.attempt(
+            reply, self.task, self.runner, recheck=True, emit=self.emit, cancel=self.cancel
+        )
+        candidate.code = outcome.code
+        if isinstance(outcome, Ok | Misfit):
+            candidate.value, candidate.kind = outcome.run.value, outcome.run.kind
+            candidate.stdout, candidate.notes = outcome.run.stdout, list(outcome.notes)
+            candidate.misfit = outcome.check if isinstance(outcome, Misfit) else None
+        else:
+            candidate.error = outcome.error
+        return candidate
+
+    def line(self, prev_summary: str | None) -> Candidate:
+        started = time.perf_counter()
+        c = Candidate("line")
+        self.emit("stage", "answering a second way: in one line")
+        try:
+            prompt = line_prompt(self.task.question, list(self.task.frame.columns), prev_summary)
+            reply = self.llm.complete_text(
+                prompt, max_tokens=LINE_MAX_TOKENS, stop=["\n"], cancel=self.cancel
+            )
+            self.count(reply)
+            self.run(c, f"```python\n{line_code(reply.text)}\n```")
+        except CancelledError:
+            raise
+        except DataaskError as exc:
+            c.error = str(exc)
+        c.seconds = time.perf_counter() - started
+        return c
+
+    def grounded(self, messages: list[dict[str, str]]) -> Candidate:
+        started = time.perf_counter()
+        c = Candidate("grounded")
+        self.emit("stage", "the answers differ: naming the columns the question needs")
+        try:
+            asked = self.llm.complete(
+                grounding_messages(messages, self.task.question), cancel=self.cancel
+            )
+            self.count(asked)
+            c.columns, mentions = ground(asked.text, self.task.question, self.task.frame)
+            if c.columns:
+                self.emit("stage", "writing code for the columns " + ", ".join(c.columns))
+            reply = self.llm.complete(
+                grounded_messages(messages, c.columns, mentions), cancel=self.cancel
+            )
+            self.count(reply)
+            self.run(c, reply.text)
+        except CancelledError:
+            raise
+        except DataaskError as exc:
+            c.error = str(exc)
+        c.seconds = time.perf_counter() - started
+        return c
+
+
+def votes_on(first: Candidate, question: str) -> bool:
+    """Whether the candidates vote on a question: not one asking for a chart, and the chat
+    answer either failed or is a value that can be compared (not a long table)."""
+    if CHART.search(question):
+        return False
+    return first.error is not None or canonical(first.value) is not None
+
+
+def second_opinions(
+    first: Candidate,
+    *,
+    mode: str,
+    task: Task,
+    messages: list[dict[str, str]],
+    llm: attempts.LLM,
+    runner: attempts.Runner,
+    prev: Any,
+    prev_summary: str | None,
+    emit: Emit,
+    count: Count,
+    cancel: threading.Event | None = None,
+) -> tuple[Tally, list[Candidate]]:
+    """The chosen answer and every candidate tried, starting from the chat answer ``first``.
+
+    ``mode`` "vote": the one-line candidate, then the grounded one only where the first two
+    disagree; "all": both always (to measure each). The sandbox's ``prev`` is left at ``prev``;
+    the caller sets it to the chosen value.
+    """
+    asker = _Asker(task, llm, runner, prev, emit, count, cancel)
+    tried = [first, asker.line(prev_summary)]
+    if mode == "all" or tried[0].key is None or tried[0].key != tried[1].key:
+        tried.append(asker.grounded(messages))
+    runner.set_prev(prev)
+    tally = choose(_preference(tried))
+    if len(tried) > 1:
+        emit("stage", f"{tally.agree} of {len(tried)} ways of answering agree")
+    return tally, tried
+
+
+def _preference(tried: list[Candidate]) -> list[Candidate]:
+    """The order in which ties are broken: the grounded answer, the chat answer, the line."""
+    order = {"grounded": 0, "chat": 1, "line": 2}
+    return sorted(tried, key=lambda c: order.get(c.name, 9))
