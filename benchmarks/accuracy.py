@@ -55,11 +55,13 @@ import openai  # noqa: E402
 import pandas as pd  # noqa: E402
 from databench_score import ANSWER_TYPES, answer_string, default_compare  # noqa: E402
 
+from dataask_jupyter.candidates import MODES, columns_used  # noqa: E402
 from dataask_jupyter.checks import CHECKS  # noqa: E402
 from dataask_jupyter.config import Ask  # noqa: E402
 from dataask_jupyter.llm import Endpoint, resolve_endpoint  # noqa: E402
 from dataask_jupyter.sandbox import Sandbox  # noqa: E402
 from dataask_jupyter.session import Session  # noqa: E402
+from dataask_jupyter.vote import Candidate, choose  # noqa: E402
 
 DEFAULT_SET = Path("shared") / "benchmarks" / "databench-dev"
 SYSTEMS = ("dataask", "baseline")
@@ -106,6 +108,9 @@ class Outcome:
     code: str = ""
     # result checks: each check that fired, with the answer string of the result it judged
     checks: list[list[str]] = field(default_factory=list)
+    # the ways it was answered (Ask.candidates): name, answer string, seconds, columns named
+    # (grounded), columns its code uses, and whether the result checks accepted it
+    candidates: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def start(cls, system: str, q: Question) -> Outcome:
@@ -310,6 +315,19 @@ class DataaskRunner:
             for t in a.attempts:
                 if t.check is not None:
                     out.checks.append([t.check, _answer_or_error(t.value)])
+            columns = list(self.frame.columns)
+            out.candidates = [
+                {
+                    "name": c.name,
+                    "answer": ERROR_ANSWER if c.error else _answer_or_error(c.value),
+                    "seconds": round(c.seconds, 3),
+                    "named": c.columns,
+                    "used": columns_used(c.code, columns),
+                    "fits": c.misfit is None and c.error is None,
+                    "key": list(c.key) if c.key is not None else None,
+                }
+                for c in a.candidates
+            ]
             if a.error is None:
                 try:
                     out.answer = answer_string(a.value)
@@ -561,6 +579,109 @@ def check_report(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
+ORDERS = {  # tie-break preferences a vote may use (the first named wins a tie)
+    "grounded>chat>line": ("grounded", "chat", "line"),
+    "chat>grounded>line": ("chat", "grounded", "line"),
+    "chat>line>grounded": ("chat", "line", "grounded"),
+    "line>chat>grounded": ("line", "chat", "grounded"),
+    "line>grounded>chat": ("line", "grounded", "chat"),
+    "grounded>line>chat": ("grounded", "line", "chat"),
+}
+
+
+def _cand(record: dict[str, Any]) -> Candidate:
+    """A recorded candidate, rebuilt for the vote (its key stands for its value)."""
+    failed = record["answer"] == ERROR_ANSWER
+    return Candidate(
+        record["name"],
+        value=list(record["key"]) if record.get("key") is not None else None,
+        error="failed" if failed else None,
+        misfit=None if record.get("fits", True) or failed else "check",
+        seconds=float(record.get("seconds", 0.0)),
+    )
+
+
+def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
+    """(answer string, seconds) a rule would have given on a question answered every way.
+
+    Rules: a way's name alone ("chat", "line", "grounded"), or an ORDERS key: the vote as
+    ``Ask.candidates = "vote"`` runs it (the grounded way only where chat and line differ).
+    """
+    recorded = {c["name"]: c for c in o.candidates}
+    if not {"chat", "line", "grounded"} <= set(recorded):
+        return None
+    if rule in recorded:
+        c = recorded[rule]
+        return c["answer"], float(c["seconds"])
+    chat, line = _cand(recorded["chat"]), _cand(recorded["line"])
+    tried = [chat, line]
+    seconds = chat.seconds + line.seconds
+    if chat.key is None or chat.key != line.key:
+        tried.append(_cand(recorded["grounded"]))
+        seconds += tried[-1].seconds
+    order = ORDERS[rule]
+    chosen = choose(sorted(tried, key=lambda c: order.index(c.name))).chosen
+    return recorded[chosen.name]["answer"], seconds
+
+
+def _rule_accuracy(outcomes: Sequence[Outcome], rule: str) -> tuple[int, int, list[float]]:
+    right = n = 0
+    times: list[float] = []
+    for o in outcomes:
+        got = simulate(o, rule)
+        if got is None:
+            continue
+        n += 1
+        right += default_compare(got[0], o.gold, o.type)
+        times.append(got[1])
+    return right, n, times
+
+
+def candidate_report(outcomes: Sequence[Outcome]) -> str:
+    """With every way recorded (--candidates all): each way alone, each vote rule, the
+    tie-break order chosen on the other tables for each held-out table, and the grounding."""
+    ours = [o for o in outcomes if o.system == "dataask" and simulate(o, "chat") is not None]
+    if not ours:
+        return ""
+    tables = sorted({o.dataset for o in ours})
+    rules = ["chat", "line", "grounded", *ORDERS]
+    lines = [
+        f"ways of answering and vote rules ({len(ours)} questions answered every way)",
+        f"{'rule':<22}{'right':>7}{'acc':>8}{'median s':>10}{'p90 s':>8}  per table",
+    ]
+    for rule in rules:
+        right, n, times = _rule_accuracy(ours, rule)
+        per = []
+        for t in tables:
+            r, m, _ = _rule_accuracy([o for o in ours if o.dataset == t], rule)
+            per.append(f"{100 * r / m:5.1f}" if m else "    -")
+        lines.append(
+            f"{rule:<22}{right:>7}{_pct(right, n):>8}{_quantile(times, 0.5):>10.1f}"
+            f"{_quantile(times, 0.9):>8.1f}  " + " ".join(per)
+        )
+    # leave one table out: the tie-break order is chosen on the other tables only
+    lines.append("tie-break order chosen without the held-out table:")
+    held_right = held_n = 0
+    for t in tables:
+        train = [o for o in ours if o.dataset != t]
+        test = [o for o in ours if o.dataset == t]
+        best = max(ORDERS, key=lambda r: _rule_accuracy(train, r)[0])
+        r, m, _ = _rule_accuracy(test, best)
+        held_right, held_n = held_right + r, held_n + m
+        lines.append(f"  {_short(t, 26):<28}{best:<22}{_pct(r, m)}")
+    lines.append(f"  held-out total: {held_right}/{held_n} {_pct(held_right, held_n)}")
+    # grounding: do the columns named match the columns the grounded code uses?
+    named = [c for o in ours for c in o.candidates if c["name"] == "grounded" and c.get("used")]
+    if named:
+        covered = sum(set(c["used"]) <= set(c["named"]) for c in named)
+        same = sum(set(c["used"]) == set(c["named"]) for c in named)
+        lines.append(
+            f"grounding: the named columns cover the ones the code uses in {covered}/"
+            f"{len(named)} ({_pct(covered, len(named)).strip()}), equal them in {same}"
+        )
+    return "\n".join(lines)
+
+
 def fold_report(outcomes: Sequence[Outcome]) -> str:
     """Accuracy per table (each table one fold), with the mean and spread across tables.
 
@@ -720,6 +841,8 @@ def build_settings(args: argparse.Namespace) -> Ask:
     if args.sandbox:
         s.sandbox = args.sandbox
     s.result_checks = parse_checks(args.checks)
+    if args.candidates:
+        s.candidates = args.candidates
     return s
 
 
@@ -767,6 +890,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"({', '.join(CHECKS)}); the summary reports each one's effect",
     )
     p.add_argument(
+        "--candidates",
+        choices=["auto", *MODES],
+        help="Ask.candidates for dataask (default: the setting's, auto: a vote on the local "
+        "model); 'all' answers every way every time and the summary then also prints what "
+        "each way and each vote rule would have scored",
+    )
+    p.add_argument(
         "--folds",
         choices=["tables"],
         help="also print accuracy per table (leave-one-table-out folds): mean and spread",
@@ -804,6 +934,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n" + check_report(done))
         if args.folds:
             print("\n" + fold_report(done))
+        ways = candidate_report(done)
+        if ways:
+            print("\n" + ways)
         return 0
     qa_dir = (args.qa or default_qa_dir()).resolve()
     questions = select(load_questions(qa_dir, lite=args.lite), args.ids, args.limit)
@@ -895,6 +1028,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         text += "\n\n" + check_report(outcomes)
         if args.folds:
             text += "\n\n" + fold_report(outcomes)
+        ways = candidate_report(outcomes)
+        if ways:
+            text += "\n\n" + ways
     print(text, flush=True)
     if args.out:
         args.out.with_suffix(".summary.txt").write_text(text + "\n", encoding="utf-8")

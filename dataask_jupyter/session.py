@@ -376,6 +376,7 @@ class Session:
 
     def _answer(self, answer: Answer, ds: Dataset, events: _Events) -> None:
         s = self.settings
+        started = time.perf_counter()
         task = Task(
             question=answer.question,
             dataset=ds.name,
@@ -443,6 +444,7 @@ class Session:
                 self.sandbox.set_prev(chosen.run.value)
         mode = self._candidates_mode()
         first = _as_candidate(answer, best)
+        first.seconds = time.perf_counter() - started
         if mode != "single" and candidates.votes_on(first, task.question):
             self._vote(answer, first, mode, task, asked, prev, events)
 

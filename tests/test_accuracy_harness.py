@@ -249,6 +249,7 @@ def test_smoke_five_questions(
         "result = df.nsmallest(2, 'price')['item'].tolist()",
     )
     # the baseline (no /completions here: the chat fallback): wrong, wrong, right, error, right
+    llm.completions = False
     llm.on(r"question: How many rows are there\? ", "return df.shape[1]")
     llm.on("question: Is the highest price", "return df['price'].max() < 10")
     llm.on("question: Which city", "return df['city'].mode()[0]")
