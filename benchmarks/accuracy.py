@@ -1018,7 +1018,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = (
         f"DataBench accuracy: {qa_dir} ({len(questions)} questions, "
         f"{'sample tables (lite)' if args.lite else 'full tables'})\n"
-        f"model {model}; sandbox {settings.sandbox}; {time.perf_counter() - started:.0f} s"
+        f"model {model}; sandbox {settings.sandbox}; candidates {settings.candidates}; "
+        f"{time.perf_counter() - started:.0f} s; load average {os.getloadavg()[1]:.1f} "
+        f"(last 5 min; the machine has {os.cpu_count()} cores)"
         + (f"; baseline via /{baseline.mode}" if baseline and baseline.mode else "")
         + ("; INTERRUPTED" if interrupted else "")
         + "\n"

@@ -319,6 +319,52 @@ def test_smoke_five_questions(
     assert again.split("\n\n", 1)[1].strip() == table
 
 
+def test_every_way_recorded_and_vote_rules_replayed(
+    llm: ScriptedLLM, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # chat right / line wrong / grounded right; chat wrong / line right / grounded right;
+    # all three different (the tie-break order decides); all agree
+    llm.on("^How many rows", "result = len(df)")
+    llm.on_line("How many rows", "df.shape[1]")
+    llm.on("^Which city", "result = df.loc[df['price'].idxmax(), 'city']")  # Paris: wrong
+    llm.on_line("Which city", "df['city'].mode()[0]")
+    llm.on("^Is the highest price", "result = bool(df['price'].max() > 10)")
+    llm.on_line("Is the highest price", "df['price'].max() > 10")
+    llm.on("^List the 2 cheapest", "result = df.nsmallest(2, 'price')['item'].tolist()")
+    llm.on_line("List the 2 cheapest", "df.nlargest(2, 'price')['item'].tolist()")
+    llm.on("Columns this question needs: .*How many rows", "result = df.shape[0]")
+    llm.on("Columns this question needs: .*Which city", "result = df['city'].mode()[0]")
+    llm.on(
+        "Columns this question needs: .*List the 2",
+        "result = df.nsmallest(3, 'price')['item'].tolist()[::2]",
+    )
+    llm.on("Columns this question needs: .*Is the highest", "result = bool(df['price'].min() < 10)")
+    llm.on("Which columns of df", "price\ncity\nitem", raw=True)
+    out = tmp_path / "all.jsonl"
+    qa = _qa_folder(tmp_path / "qa", QA[:4])
+    args = ["--qa", str(qa), "--no-baseline", "--candidates", "all", "--out", str(out)]
+    assert accuracy.main([*args, *_endpoint_args(llm)]) == 0
+    printed = capsys.readouterr().out
+    rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert [c["name"] for c in rows["0"]["candidates"]] == ["chat", "line", "grounded"]
+    assert [c["answer"] for c in rows["0"]["candidates"]] == ["6", "3", "6"]
+    assert rows["0"]["candidates"][2]["named"] == ["price", "city", "item"]
+    assert rows["2"]["candidates"][1]["used"] == ["city"]
+    assert [rows[str(i)]["ok"] for i in range(3)] == [True, True, True]  # by a majority
+
+    lines = {line.split()[0]: line for line in printed.splitlines() if line.strip()}
+    assert lines["chat"].split()[1:3] == ["3", "75.0%"]
+    assert lines["line"].split()[1:3] == ["2", "50.0%"]
+    assert lines["grounded"].split()[1:3] == ["3", "75.0%"]
+    # the cheapest-items question: chat ['a','b'] (right), line, grounded all differ
+    assert lines["chat>grounded>line"].split()[1] == "4"
+    assert lines["grounded>chat>line"].split()[1] == "3"
+    assert "held-out total" in printed and "grounding: the named columns cover" in printed
+    # replayed from the file alone
+    assert accuracy.main(["--summarize", str(out)]) == 0
+    assert "ways of answering and vote rules (4 questions" in capsys.readouterr().out
+
+
 def test_a_hanging_question_does_not_stop_the_run(
     llm: ScriptedLLM,
     tmp_path: Path,
