@@ -19,8 +19,16 @@ import nbformat
 import pandas as pd
 import pytest
 
-from tests.ui.panel_lab import launch, open_notebook, open_panel, running_lab, widen_panel
-from tests.ui.test_quickstart_ui import CHROMIUM
+from tests.ui.panel_lab import (
+    CHROMIUM,
+    Lab,
+    ask,
+    launch,
+    open_notebook,
+    open_panel,
+    running_lab,
+    widen_panel,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SALES = ROOT / "examples" / "data" / "sales.xlsx"
@@ -51,7 +59,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     pytest.importorskip("jupyterlab")
     pytest.importorskip("playwright.sync_api")
     folder = tmp_path_factory.mktemp("panel-lab")
@@ -68,19 +76,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield lab
 
 
-def _ask(page: Any, panel: Any, question: str) -> Any:
-    """Type the question, press Enter; the new answer once it is rendered."""
-    before = panel.locator(".dataask-answer").count()
-    box = panel.get_by_label("Ask a question about your data")
-    box.fill(question)
-    box.press("Enter")
-    answer = panel.locator(".dataask-answer").nth(before)
-    answer.wait_for(timeout=120_000)
-    assert question in answer.locator(".dataask-question").inner_text()
-    return answer
-
-
-def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
+def test_panel_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     broken = tmp_path / "broken.csv"
@@ -158,10 +154,10 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             assert values == sorted(values)
 
             # a Series answer: table + chart toggle; then a plotly figure answer
-            region = _ask(page, panel, "What is the revenue by region?")
+            region = ask(panel, "What is the revenue by region?")
             region.get_by_role("button", name="Chart").click()
             region.locator(".js-plotly-plot").wait_for(timeout=60_000)
-            chart = _ask(page, panel, "Draw a line chart of monthly revenue")
+            chart = ask(panel, "Draw a line chart of monthly revenue")
             chart.locator(".js-plotly-plot").wait_for(timeout=60_000)
             assert "Revenue per month" in (chart.locator(".gtitle").text_content() or "")
             shot(page, "dataask-panel-chart")
@@ -170,7 +166,7 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             box.press("ArrowUp")
             assert box.input_value() == "Draw a line chart of monthly revenue"
             box.fill("")
-            failed = _ask(page, panel, "What is the total profit?")
+            failed = ask(panel, "What is the total profit?")
             error = failed.locator(".dataask-error")
             assert "Could not answer" in error.inner_text() and "profit" in error.inner_text()
             assert len(error.inner_text().splitlines()) == 1
@@ -254,7 +250,7 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
             panel.locator(".dataask-answer").nth(answers - 1).wait_for(timeout=30_000)
             assert panel.locator(".dataask-answer").count() == answers
             assert "sales" in datasets.locator("li[aria-current='true']").inner_text()
-            again = _ask(page, panel, "How many orders are there?")  # reads sales.xlsx again
+            again = ask(panel, "How many orders are there?")  # reads sales.xlsx again
             assert again.locator(".dataask-headline").inner_text() == "4,000"
             shot(page, "dataask-panel-restarted")
 

@@ -9,15 +9,8 @@ saved under the test's tmp dir and copied to /tmp/dataask-ui.png.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import struct
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,17 +18,10 @@ from typing import Any
 import nbformat
 import pytest
 
+from tests.ui.panel_lab import CHROMIUM, Lab, launch, open_notebook, running_lab
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT_COPY = Path("/tmp/dataask-ui.png")
 
 pytestmark = [
@@ -45,49 +31,12 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    with _suppress():
-        os.killpg(proc.pid, signal.SIGTERM)  # our own process group: the server and its kernels
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with _suppress():
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     pytest.importorskip("jupyterlab")
     pytest.importorskip("playwright.sync_api")
-    tmp_path = tmp_path_factory.mktemp("lab")
-    root = tmp_path / "root"
+    folder = tmp_path_factory.mktemp("lab")
+    root = folder / "root"
     (root / "data").mkdir(parents=True)
     shutil.copy(EXAMPLES / "data" / "sales.xlsx", root / "data")
     nb = nbformat.read(EXAMPLES / "quickstart.ipynb", as_version=4)
@@ -100,91 +49,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
     )
     nbformat.write(upload, root / "upload.ipynb")
-
-    port_file = tmp_path / "llm-url"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    llm = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "scripted_llm.py"),
-            "--rules",
-            str(EXAMPLES / "scripted_rules.json"),
-            "--port-file",
-            str(port_file),
-        ],
-        stdout=open(logs / "llm.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    procs = [llm]
-    try:
-        llm_url = _wait_for(
-            lambda: port_file.exists() and port_file.read_text().strip(), 30, "the scripted LLM"
-        )
-        settings = tmp_path / "lab-settings"
-        for rel, body in {
-            "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-                "fetchNews": "false",
-                "checkForUpdates": False,
-            },
-            "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        }.items():
-            (settings / rel).parent.mkdir(parents=True, exist_ok=True)
-            (settings / rel).write_text(json.dumps(body))
-        token = "dataask-ui-test-token"
-        port = _free_port()
-        env = {
-            **os.environ,
-            "DATAASK_LLM_BASE_URL": llm_url,
-            "DATAASK_LLM_API_KEY": "scripted-not-secret",
-            "DATAASK_LLM_MODEL": "scripted",
-            "DATAASK_SANDBOX": os.environ.get("DATAASK_TEST_SANDBOX", "local"),
-            "JUPYTERLAB_SETTINGS_DIR": str(settings),
-            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
-            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        }
-        for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DATAASK_LLM"):
-            env.pop(var, None)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyterlab",
-                "--no-browser",
-                "--ServerApp.ip=127.0.0.1",
-                f"--ServerApp.port={port}",
-                "--ServerApp.port_retries=0",
-                f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={root}",
-                "--LabApp.news_url=",
-                "--LabApp.extension_manager=readonly",  # no package-index look-ups
-                *(["--allow-root"] if os.geteuid() == 0 else []),
-            ],
-            cwd=root,
-            env=env,
-            stdout=open(logs / "lab.log", "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        procs.append(server)
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                if server.poll() is not None:
-                    raise AssertionError((logs / "lab.log").read_text()[-3000:]) from None
-                return False
-
-        _wait_for(up, 90, "JupyterLab")
-        yield {"base": base, "token": token, "root": root, "logs": logs}
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
+    rules = json.loads((EXAMPLES / "scripted_rules.json").read_text())
+    with running_lab(folder, rules) as lab:
+        yield lab
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -194,21 +61,18 @@ def _png_size(path: Path) -> tuple[int, int]:
     return w, h
 
 
-def _open(p: Any, lab: dict[str, Any], notebook: str, errors: list[str]) -> tuple[Any, Any]:
-    browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+def _open(p: Any, lab: Lab, notebook: str, errors: list[str]) -> tuple[Any, Any]:
+    """A tall page with ``notebook`` open (its own workspace), after Run > Run All Cells."""
+    browser = launch(p)
     page = browser.new_page(viewport={"width": 1400, "height": 2400})
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    workspace = notebook.replace(".", "-")  # one workspace per test: only this notebook opens
-    page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/{notebook}?token={lab['token']}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
-    page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)
-    # Run > Run All Cells
+    open_notebook(page, lab, notebook)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
     return browser, page
 
 
-def test_quickstart_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
+def test_quickstart_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     shot = tmp_path / "quickstart.png"
@@ -279,7 +143,7 @@ def test_quickstart_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
                     and box["y"] < viewport["height"]
                     and box["y"] + box["height"] > 0
                 ), "table and chart should both be in the screenshot"
-            assert chart.bounding_box()["height"] > 200  # type: ignore[index]
+            assert chart.bounding_box()["height"] > 200
 
             # "Insert as new cell": a code cell with the answer's code appears below
             cells = page.locator(".jp-Notebook .jp-Cell")
@@ -309,7 +173,7 @@ def test_quickstart_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
     assert not widget_errors, widget_errors
 
 
-def test_upload_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
+def test_upload_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
     """Files picked in the browser reach the kernel in chunks and become datasets; a bad file
     shows its error in the box and the good ones stay."""
     from playwright.sync_api import sync_playwright
