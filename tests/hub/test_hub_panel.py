@@ -26,15 +26,17 @@ import pytest
 from tests.hub.hubctl import LocalHub, proxy_command
 from tests.scripted_llm import ScriptedLLM
 from tests.ui.panel_lab import (
-    CHROMIUM,
     LAB_ARGS,
+    UI,
     Lab,
     ask,
+    chromium_page,
     hub_login,
-    launch,
+    need_lab,
     open_notebook,
     open_panel,
     widen_panel,
+    write_notebook,
     write_settings,
 )
 
@@ -49,9 +51,8 @@ TABLE_CODE = "result = df['region'].value_counts()"
 SCREENSHOT_COPY = Path("/tmp/dataask-hub-panel.png")
 
 pytestmark = [
-    pytest.mark.ui,
+    *UI,
     pytest.mark.timeout(600),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
     pytest.mark.skipif(
         proxy_command() is None,
         reason="configurable-http-proxy missing (scripts/setup test installs it)",
@@ -62,8 +63,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory, llm_server: ScriptedLLM) -> Iterator[LocalHub]:
     pytest.importorskip("jupyterhub")
-    pytest.importorskip("jupyterlab")
-    pytest.importorskip("playwright.sync_api")
+    need_lab()
     h = LocalHub(
         tmp_path_factory.mktemp("hub-panel"),
         [USER],
@@ -79,11 +79,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory, llm_server: ScriptedLLM) -> It
     try:
         home = h.home(USER)
         write_settings(home / ".jupyter" / "lab" / "user-settings")  # the user's own settings
-        nb = nbformat.v4.new_notebook(
-            cells=[nbformat.v4.new_markdown_cell("Questions through the Hub.")],
-            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-        )
-        nbformat.write(nb, home / "hub.ipynb")
+        cells = [nbformat.v4.new_markdown_cell("Questions through the Hub.")]
+        write_notebook(home / "hub.ipynb", cells)
         h.start_servers([USER])
         yield h
     finally:
@@ -91,8 +88,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory, llm_server: ScriptedLLM) -> It
 
 
 def test_panel_through_the_hub_proxy(hub: LocalHub, llm: ScriptedLLM, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     llm.on("orders came from europe", CODE)
     llm.on("orders per region", TABLE_CODE)
     orders = pd.read_excel(SALES, sheet_name=0, engine="openpyxl")
@@ -102,46 +97,34 @@ def test_panel_through_the_hub_proxy(hub: LocalHub, llm: ScriptedLLM, tmp_path: 
     sockets: list[str] = []
     errors: list[str] = []
     shot = tmp_path / "hub-panel.png"
-    with sync_playwright() as p:
-        browser = launch(p)
-        context = browser.new_context(
-            viewport={"width": 1600, "height": 1000}, accept_downloads=True
-        )
-        context.on("request", lambda r: requests.append(r.url))
-        page = context.new_page()
+    viewport = {"width": 1600, "height": 1000}
+    with chromium_page(tmp_path, errors, viewport=viewport, accept_downloads=True) as page:
+        page.context.on("request", lambda r: requests.append(r.url))
         page.on("websocket", lambda ws: sockets.append(ws.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        try:
-            hub_login(page, hub.url, USER)
-            signed_in = len(requests)
-            open_notebook(page, lab, "hub.ipynb")
-            panel = open_panel(page)
-            widen_panel(page)
-            panel.get_by_text("dataask is not loaded").wait_for(timeout=60_000)
-            panel.get_by_role("button", name="Load dataask").click()
-            datasets = panel.get_by_role("list", name="Datasets")
-            datasets.get_by_text("No datasets yet").wait_for(timeout=60_000)
-            panel.get_by_label("Choose data files to upload").set_input_files([str(SALES)])
-            datasets.get_by_text(f"{len(orders):,} rows \u00d7 {orders.shape[1]} columns").wait_for(
-                timeout=90_000
-            )
-            answer = ask(panel, QUESTION)
-            assert answer.locator(".dataask-headline").inner_text() == f"{europe:,}"
-            answer.locator("details.dataask-code summary").click()
-            assert answer.locator("details.dataask-code pre").inner_text().strip() == CODE
-            # a table answer, exported as CSV: the browser downloads what the kernel wrote
-            table = ask(panel, TABLE_QUESTION)
-            with page.expect_download(timeout=60_000) as download:
-                table.get_by_role("button", name="CSV").click()
-            saved = tmp_path / download.value.suggested_filename
-            download.value.save_as(saved)
-            page.screenshot(path=str(shot))
-        except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"))
-            print(f"screenshot of the failure: {tmp_path / 'failure.png'}")
-            raise
-        finally:
-            browser.close()
+        hub_login(page, hub.url, USER)
+        signed_in = len(requests)
+        open_notebook(page, lab, "hub.ipynb")
+        panel = open_panel(page)
+        widen_panel(page)
+        panel.get_by_text("dataask is not loaded").wait_for(timeout=60_000)
+        panel.get_by_role("button", name="Load dataask").click()
+        datasets = panel.get_by_role("list", name="Datasets")
+        datasets.get_by_text("No datasets yet").wait_for(timeout=60_000)
+        panel.get_by_label("Choose data files to upload").set_input_files([str(SALES)])
+        datasets.get_by_text(f"{len(orders):,} rows \u00d7 {orders.shape[1]} columns").wait_for(
+            timeout=90_000
+        )
+        answer = ask(panel, QUESTION)
+        assert answer.locator(".dataask-headline").inner_text() == f"{europe:,}"
+        answer.locator("details.dataask-code summary").click()
+        assert answer.locator("details.dataask-code pre").inner_text().strip() == CODE
+        # a table answer, exported as CSV: the browser downloads what the kernel wrote
+        table = ask(panel, TABLE_QUESTION)
+        with page.expect_download(timeout=60_000) as download:
+            table.get_by_role("button", name="CSV").click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        page.screenshot(path=str(shot))
     shutil.copy(shot, SCREENSHOT_COPY)
 
     (tmp_path / "requests.txt").write_text("\n".join([*requests, *sockets]) + "\n")

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nbformat
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,6 +38,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+]
+UI = [  # the marks of every test that drives Chromium
+    pytest.mark.ui,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
 ]
 TOKEN = "dataask-panel-test-token"
 SETTINGS = {  # no news or update checks (no network), every cell in the DOM
@@ -211,9 +218,46 @@ def running_lab(folder: Path, rules: list[dict[str, Any]]) -> Iterator[Lab]:
         yield lab
 
 
+def need_lab() -> None:
+    """Skip the test when JupyterLab or Playwright is not installed."""
+    pytest.importorskip("jupyterlab")
+    pytest.importorskip("playwright.sync_api")
+
+
+def write_notebook(path: Path, cells: list[Any]) -> None:
+    """A notebook of ``cells`` (nbformat cells) for the python3 kernel at ``path``."""
+    nb = nbformat.v4.new_notebook(
+        cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}}
+    )
+    nbformat.write(nb, path)
+
+
 def launch(p: Any) -> Any:
     """Debian's Chromium, headless (never a downloaded browser)."""
     return p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+
+
+@contextmanager
+def chromium_page(shots: Path, errors: list[str] | None = None, **context: Any) -> Iterator[Any]:
+    """A page in a fresh context (``context``: Playwright's ``new_context`` options) of
+    Debian's headless Chromium; console errors go to ``errors``. When the body fails, a
+    screenshot of the page is saved as ``shots/failure.png``. The browser closes on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_context(**context).new_page()
+            if errors is not None:
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            try:
+                yield page
+            except Exception:
+                page.screenshot(path=str(shots / "failure.png"))
+                print(f"screenshot of the failure: {shots / 'failure.png'}")
+                raise
+        finally:
+            browser.close()
 
 
 def hub_login(page: Any, hub: str, user: str, password: str = "any password") -> None:

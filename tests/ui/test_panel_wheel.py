@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.panel_lab import CHROMIUM, lab_server, launch, write_settings
+from tests.ui.panel_lab import CHROMIUM, chromium_page, lab_server, write_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+WIDE = {"width": 1400, "height": 900}
 
 pytestmark = [
     pytest.mark.ui,
@@ -107,23 +108,17 @@ def test_wheel_installs_the_extension_without_node(tmp_path: Path) -> None:
     pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
         pytest.skip("needs Chromium at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
 
     root = tmp_path / "root"
     root.mkdir()
     write_settings(Path(env["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings")  # no news look-up
     env = {**env, "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")}
-    with lab_server(py, root, tmp_path, env) as lab, sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(lab.url("lab"))
-            tab = page.locator(".jp-SideBar.jp-mod-right [data-id='dataask-panel']")
-            tab.wait_for(timeout=90_000)
-            tab.click()
-            panel = page.locator("#dataask-panel")
-            panel.get_by_text("Open a notebook to ask about its data.").wait_for(timeout=30_000)
-            assert panel.get_by_label("Ask a question about your data").count() == 1
-            page.screenshot(path=str(tmp_path / "wheel.png"))
-        finally:
-            browser.close()
+    with lab_server(py, root, tmp_path, env) as lab, chromium_page(tmp_path, viewport=WIDE) as page:
+        page.goto(lab.url("lab"))
+        tab = page.locator(".jp-SideBar.jp-mod-right [data-id='dataask-panel']")
+        tab.wait_for(timeout=90_000)
+        tab.click()
+        panel = page.locator("#dataask-panel")
+        panel.get_by_text("Open a notebook to ask about its data.").wait_for(timeout=30_000)
+        assert panel.get_by_label("Ask a question about your data").count() == 1
+        page.screenshot(path=str(tmp_path / "wheel.png"))

@@ -18,23 +18,28 @@ from typing import Any
 import nbformat
 import pytest
 
-from tests.ui.panel_lab import CHROMIUM, Lab, launch, open_notebook, running_lab
+from tests.ui.panel_lab import (
+    UI,
+    Lab,
+    chromium_page,
+    need_lab,
+    open_notebook,
+    running_lab,
+    write_notebook,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SCREENSHOT_COPY = Path("/tmp/dataask-ui.png")
 
-pytestmark = [
-    pytest.mark.ui,
-    pytest.mark.timeout(420),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
-]
+TALL = {"width": 1400, "height": 2400}
+
+pytestmark = [*UI, pytest.mark.timeout(420)]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    pytest.importorskip("jupyterlab")
-    pytest.importorskip("playwright.sync_api")
+    need_lab()
     folder = tmp_path_factory.mktemp("lab")
     root = folder / "root"
     (root / "data").mkdir(parents=True)
@@ -44,11 +49,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nbformat.write(nb, root / "quickstart.ipynb")
-    upload = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell("%load_ext dataask\n%ask upload")],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-    )
-    nbformat.write(upload, root / "upload.ipynb")
+    cells = [nbformat.v4.new_code_cell("%load_ext dataask\n%ask upload")]
+    write_notebook(root / "upload.ipynb", cells)
     rules = json.loads((EXAMPLES / "scripted_rules.json").read_text())
     with running_lab(folder, rules) as lab:
         yield lab
@@ -61,112 +63,97 @@ def _png_size(path: Path) -> tuple[int, int]:
     return w, h
 
 
-def _open(p: Any, lab: Lab, notebook: str, errors: list[str]) -> tuple[Any, Any]:
-    """A tall page with ``notebook`` open (its own workspace), after Run > Run All Cells."""
-    browser = launch(p)
-    page = browser.new_page(viewport={"width": 1400, "height": 2400})
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+def run_all(page: Any, lab: Lab, notebook: str) -> None:
+    """Open ``notebook`` (its own workspace), then Run > Run All Cells."""
     open_notebook(page, lab, notebook)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    return browser, page
 
 
 def test_quickstart_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     shot = tmp_path / "quickstart.png"
     errors: list[str] = []
-    with sync_playwright() as p:
-        browser, page = _open(p, lab, "quickstart.ipynb", errors)
-        try:
-            last = page.locator(".jp-Cell").last
-            last.locator(".jp-OutputArea-output", has_text="uptime_s").wait_for(timeout=240_000)
-            tables = page.locator(".dataask-table")
-            tables.first.wait_for(timeout=60_000)
-            chart = page.locator(".dataask-answer-view").nth(4).locator(".js-plotly-plot")
-            chart.wait_for(timeout=60_000)
-            assert tables.count() >= 3  # top 3, by region, per month (+ Europe is a headline)
-            assert page.locator(".dataask-answer-view").count() == 5
-            assert "375,748.90" in page.locator(".dataask-headline").first.inner_text()
+    with chromium_page(tmp_path, errors, viewport=TALL) as page:
+        run_all(page, lab, "quickstart.ipynb")
+        last = page.locator(".jp-Cell").last
+        last.locator(".jp-OutputArea-output", has_text="uptime_s").wait_for(timeout=240_000)
+        tables = page.locator(".dataask-table")
+        tables.first.wait_for(timeout=60_000)
+        chart = page.locator(".dataask-answer-view").nth(4).locator(".js-plotly-plot")
+        chart.wait_for(timeout=60_000)
+        assert tables.count() >= 3  # top 3, by region, per month (+ Europe is a headline)
+        assert page.locator(".dataask-answer-view").count() == 5
+        assert "375,748.90" in page.locator(".dataask-headline").first.inner_text()
 
-            # the table of the first answer: 3 products, sortable
-            views = page.locator(".dataask-answer-view")
-            first = views.nth(0).locator(".dataask-table")
-            rows = first.locator("tbody tr")
-            assert rows.count() == 3
-            assert "3 rows \u00d7 2 columns" in first.locator(".dataask-table-caption").inner_text()
-            first.locator("th", has_text="revenue").click()
-            first.locator("th.dataask-sorted", has_text="▲").wait_for(timeout=15_000)
-            page.wait_for_function(
-                "el => el.querySelector('tbody tr td').textContent === 'Rain Jacket'",
-                arg=first.element_handle(),
-                timeout=15_000,
-            )
+        # the table of the first answer: 3 products, sortable
+        views = page.locator(".dataask-answer-view")
+        first = views.nth(0).locator(".dataask-table")
+        rows = first.locator("tbody tr")
+        assert rows.count() == 3
+        assert "3 rows \u00d7 2 columns" in first.locator(".dataask-table-caption").inner_text()
+        first.locator("th", has_text="revenue").click()
+        first.locator("th.dataask-sorted", has_text="▲").wait_for(timeout=15_000)
+        page.wait_for_function(
+            "el => el.querySelector('tbody tr td').textContent === 'Rain Jacket'",
+            arg=first.element_handle(),
+            timeout=15_000,
+        )
 
-            # the monthly table: 12 rows; 10 per page, then the next page, via the kernel
-            monthly = views.nth(3).locator(".dataask-table")
-            monthly.locator("select.dataask-page-size").select_option("10")
-            monthly.locator(".dataask-table-info", has_text="Rows 1\u201310 of 12").wait_for(
-                timeout=15_000
-            )
-            monthly.locator("button[title='next page']").click()
-            monthly.locator(".dataask-table-info", has_text="Rows 11\u201312 of 12").wait_for(
-                timeout=15_000
-            )
-            page.wait_for_function(
-                "el => el.querySelectorAll('tbody tr').length === 2",
-                arg=monthly.element_handle(),
-                timeout=15_000,
-            )
-            assert monthly.locator("tbody tr td").first.inner_text() == "2023-11-01"
+        # the monthly table: 12 rows; 10 per page, then the next page, via the kernel
+        monthly = views.nth(3).locator(".dataask-table")
+        monthly.locator("select.dataask-page-size").select_option("10")
+        monthly.locator(".dataask-table-info", has_text="Rows 1\u201310 of 12").wait_for(
+            timeout=15_000
+        )
+        monthly.locator("button[title='next page']").click()
+        monthly.locator(".dataask-table-info", has_text="Rows 11\u201312 of 12").wait_for(
+            timeout=15_000
+        )
+        page.wait_for_function(
+            "el => el.querySelectorAll('tbody tr').length === 2",
+            arg=monthly.element_handle(),
+            timeout=15_000,
+        )
+        assert monthly.locator("tbody tr td").first.inner_text() == "2023-11-01"
 
-            # a Series answer offers a chart tab
-            region_view = views.nth(1)
-            region_view.locator("button", has_text="Chart").click()
-            region_view.locator(".js-plotly-plot").wait_for(timeout=60_000)
-            assert region_view.locator(".barlayer .point").count() == 4
+        # a Series answer offers a chart tab
+        region_view = views.nth(1)
+        region_view.locator("button", has_text="Chart").click()
+        region_view.locator(".js-plotly-plot").wait_for(timeout=60_000)
+        assert region_view.locator(".barlayer .point").count() == 4
 
-            # the chart answer
-            chart.scroll_into_view_if_needed()
-            assert chart.locator(".main-svg").count() >= 1
-            assert chart.locator(".scatterlayer .trace").count() == 1  # the monthly line
-            assert "Revenue per month" in (chart.locator(".gtitle").text_content() or "")
-            views.nth(3).scroll_into_view_if_needed()
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(shot))
-            viewport = page.viewport_size or {"width": 0, "height": 0}
-            for el in (monthly, chart):
-                box = el.bounding_box()
-                assert (
-                    box is not None
-                    and box["y"] < viewport["height"]
-                    and box["y"] + box["height"] > 0
-                ), "table and chart should both be in the screenshot"
-            assert chart.bounding_box()["height"] > 200
+        # the chart answer
+        chart.scroll_into_view_if_needed()
+        assert chart.locator(".main-svg").count() >= 1
+        assert chart.locator(".scatterlayer .trace").count() == 1  # the monthly line
+        assert "Revenue per month" in (chart.locator(".gtitle").text_content() or "")
+        views.nth(3).scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shot))
+        viewport = page.viewport_size or {"width": 0, "height": 0}
+        for el in (monthly, chart):
+            box = el.bounding_box()
+            assert (
+                box is not None and box["y"] < viewport["height"] and box["y"] + box["height"] > 0
+            ), "table and chart should both be in the screenshot"
+        assert chart.bounding_box()["height"] > 200
 
-            # "Insert as new cell": a code cell with the answer's code appears below
-            cells = page.locator(".jp-Notebook .jp-Cell")
-            before = cells.count()
-            answer_cell = page.locator(".jp-Cell", has=page.locator(".dataask-answer-view")).first
-            answer_cell.locator(".dataask-insert").click()
-            page.wait_for_function(
-                f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === {before + 1}",
-                timeout=15_000,
-            )
-            index = int(answer_cell.get_attribute("data-windowed-list-index") or "-1")
-            inserted = cells.nth(index + 1)
-            assert "nlargest(3)" in inserted.locator(".cm-content").inner_text()
-            assert "jp-CodeCell" in (inserted.get_attribute("class") or "")
-        except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"))
-            print(f"screenshot of the failure: {tmp_path / 'failure.png'}")
-            raise
-        finally:
-            browser.close()
+        # "Insert as new cell": a code cell with the answer's code appears below
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        before = cells.count()
+        answer_cell = page.locator(".jp-Cell", has=page.locator(".dataask-answer-view")).first
+        answer_cell.locator(".dataask-insert").click()
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === {before + 1}",
+            timeout=15_000,
+        )
+        index = int(answer_cell.get_attribute("data-windowed-list-index") or "-1")
+        inserted = cells.nth(index + 1)
+        assert "nlargest(3)" in inserted.locator(".cm-content").inner_text()
+        assert "jp-CodeCell" in (inserted.get_attribute("class") or "")
 
     width, height = _png_size(shot)
-    assert (width, height) == (1400, 2400)
+    assert (width, height) == (TALL["width"], TALL["height"])
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
     shutil.copy(shot, SCREENSHOT_COPY)
     widget_errors = [e for e in errors if "dataask" in e.lower() or "anywidget" in e.lower()]
@@ -176,43 +163,34 @@ def test_quickstart_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
 def test_upload_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
     """Files picked in the browser reach the kernel in chunks and become datasets; a bad file
     shows its error in the box and the good ones stay."""
-    from playwright.sync_api import sync_playwright
-
     bad = tmp_path / "broken.csv"
     bad.write_bytes(b"%PDF-1.7 not a table at all")
     visits = tmp_path / "visits.csv"
     visits.write_text("city,visits\n" + "Berlin,10\nParis,12\n" * 40_000)  # 0.7 MB: chunks
     errors: list[str] = []
     shot = tmp_path / "upload.png"
-    with sync_playwright() as p:
-        browser, page = _open(p, lab, "upload.ipynb", errors)
-        try:
-            box = page.locator(".dataask-upload")
-            box.wait_for(timeout=90_000)
-            assert "up to 256.0 MB each" in box.inner_text()
-            box.locator("input[type=file]").set_input_files(
-                [str(EXAMPLES / "data" / "sales.xlsx"), str(bad), str(visits)]
-            )
-            page.locator(".dataask-card", has_text="visits").wait_for(timeout=90_000)
-            cards = page.locator(".dataask-card")
-            assert cards.count() == 2
-            sales = cards.filter(has_text="4,000 rows x 11 columns")
-            assert sales.count() == 1 and "<b>" not in sales.inner_text()
-            assert "80,000 rows x 2 columns" in cards.nth(1).inner_text()  # all chunks arrived
-            assert page.get_by_text("broken.csv looks like a PDF document").count() == 1
-            assert sales.locator(".dataask-table tbody tr").count() == 5  # the preview page
-            assert "order_date" in sales.locator("table.dataask-schema").inner_text()
-            # the sheet picker reloads the dataset from another sheet
-            sales.get_by_label("Sheet:").select_option("Products")
-            page.locator(".dataask-card", has_text="10 rows x 4 columns").wait_for(timeout=60_000)
-            page.screenshot(path=str(shot))
-        except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"))
-            print(f"screenshot of the failure: {tmp_path / 'failure.png'}")
-            raise
-        finally:
-            browser.close()
-    assert _png_size(shot) == (1400, 2400)
+    with chromium_page(tmp_path, errors, viewport=TALL) as page:
+        run_all(page, lab, "upload.ipynb")
+        box = page.locator(".dataask-upload")
+        box.wait_for(timeout=90_000)
+        assert "up to 256.0 MB each" in box.inner_text()
+        box.locator("input[type=file]").set_input_files(
+            [str(EXAMPLES / "data" / "sales.xlsx"), str(bad), str(visits)]
+        )
+        page.locator(".dataask-card", has_text="visits").wait_for(timeout=90_000)
+        cards = page.locator(".dataask-card")
+        assert cards.count() == 2
+        sales = cards.filter(has_text="4,000 rows x 11 columns")
+        assert sales.count() == 1 and "<b>" not in sales.inner_text()
+        assert "80,000 rows x 2 columns" in cards.nth(1).inner_text()  # all chunks arrived
+        assert page.get_by_text("broken.csv looks like a PDF document").count() == 1
+        assert sales.locator(".dataask-table tbody tr").count() == 5  # the preview page
+        assert "order_date" in sales.locator("table.dataask-schema").inner_text()
+        # the sheet picker reloads the dataset from another sheet
+        sales.get_by_label("Sheet:").select_option("Products")
+        page.locator(".dataask-card", has_text="10 rows x 4 columns").wait_for(timeout=60_000)
+        page.screenshot(path=str(shot))
+    assert _png_size(shot) == (TALL["width"], TALL["height"])
     shutil.copy(shot, SCREENSHOT_COPY.with_name("dataask-ui-upload.png"))
     widget_errors = [e for e in errors if "dataask" in e.lower() or "anywidget" in e.lower()]
     assert not widget_errors, widget_errors
