@@ -53,6 +53,7 @@ class LocalHub:
     workdir: Path
     users: list[str]
     environment: dict[str, str] = field(default_factory=dict)  # what every user server gets
+    args: list[str] = field(default_factory=list)  # and on its command line
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     port: int = field(default_factory=free_port)
     spawn_timeout: int = 120  # the Hub's Spawner.start_timeout and http_timeout (seconds)
@@ -70,7 +71,7 @@ class LocalHub:
         if chp is None:
             raise RuntimeError("configurable-http-proxy not found; run scripts/setup test")
         singleuser = str(Path(sys.executable).parent / "jupyterhub-singleuser")
-        args = ["--allow-root"] if os.geteuid() == 0 else []
+        args = [*self.args, *(["--allow-root"] if os.geteuid() == 0 else [])]
         env = {**self.environment, "PYTHONDONTWRITEBYTECODE": "1"}
         return "\n".join(
             [

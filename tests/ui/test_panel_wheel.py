@@ -15,14 +15,14 @@ import shutil
 import site
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.ui.test_quickstart_ui import CHROMIUM, CHROMIUM_ARGS, _free_port, _stop, _wait_for
+from tests.ui.panel_lab import CHROMIUM, chromium_page, lab_server, write_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+WIDE = {"width": 1400, "height": 900}
 
 pytestmark = [
     pytest.mark.ui,
@@ -108,58 +108,17 @@ def test_wheel_installs_the_extension_without_node(tmp_path: Path) -> None:
     pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
         pytest.skip("needs Chromium at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
 
-    port, token = _free_port(), "dataask-wheel-test"
     root = tmp_path / "root"
     root.mkdir()
-    server = subprocess.Popen(
-        [
-            str(py),
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--LabApp.news_url=",
-            "--LabApp.extension_manager=readonly",
-            *(["--allow-root"] if os.geteuid() == 0 else []),
-        ],
-        env={**env, "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")},
-        stdout=open(tmp_path / "lab.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            assert server.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
-            return False
-
-    try:
-        _wait_for(up, 90, "JupyterLab from the wheel's venv")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-            )
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.goto(f"{base}/lab?token={token}")
-                tab = page.locator(".jp-SideBar.jp-mod-right [data-id='dataask-panel']")
-                tab.wait_for(timeout=90_000)
-                tab.click()
-                panel = page.locator("#dataask-panel")
-                panel.get_by_text("Open a notebook to ask about its data.").wait_for(timeout=30_000)
-                assert panel.get_by_label("Ask a question about your data").count() == 1
-                page.screenshot(path=str(tmp_path / "wheel.png"))
-            finally:
-                browser.close()
-    finally:
-        _stop(server)
+    write_settings(Path(env["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings")  # no news look-up
+    env = {**env, "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")}
+    with lab_server(py, root, tmp_path, env) as lab, chromium_page(tmp_path, viewport=WIDE) as page:
+        page.goto(lab.url("lab"))
+        tab = page.locator(".jp-SideBar.jp-mod-right [data-id='dataask-panel']")
+        tab.wait_for(timeout=90_000)
+        tab.click()
+        panel = page.locator("#dataask-panel")
+        panel.get_by_text("Open a notebook to ask about its data.").wait_for(timeout=30_000)
+        assert panel.get_by_label("Ask a question about your data").count() == 1
+        page.screenshot(path=str(tmp_path / "wheel.png"))

@@ -9,15 +9,8 @@ saved under the test's tmp dir and copied to /tmp/dataask-ui.png.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import struct
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,69 +18,30 @@ from typing import Any
 import nbformat
 import pytest
 
+from tests.ui.panel_lab import (
+    UI,
+    Lab,
+    chromium_page,
+    need_lab,
+    open_notebook,
+    running_lab,
+    write_notebook,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT_COPY = Path("/tmp/dataask-ui.png")
 
-pytestmark = [
-    pytest.mark.ui,
-    pytest.mark.timeout(420),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
-]
+TALL = {"width": 1400, "height": 2400}
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    with _suppress():
-        os.killpg(proc.pid, signal.SIGTERM)  # our own process group: the server and its kernels
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with _suppress():
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)  # type: ignore[arg-type]
+pytestmark = [*UI, pytest.mark.timeout(420)]
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    pytest.importorskip("jupyterlab")
-    pytest.importorskip("playwright.sync_api")
-    tmp_path = tmp_path_factory.mktemp("lab")
-    root = tmp_path / "root"
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    need_lab()
+    folder = tmp_path_factory.mktemp("lab")
+    root = folder / "root"
     (root / "data").mkdir(parents=True)
     shutil.copy(EXAMPLES / "data" / "sales.xlsx", root / "data")
     nb = nbformat.read(EXAMPLES / "quickstart.ipynb", as_version=4)
@@ -95,96 +49,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nbformat.write(nb, root / "quickstart.ipynb")
-    upload = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell("%load_ext dataask\n%ask upload")],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-    )
-    nbformat.write(upload, root / "upload.ipynb")
-
-    port_file = tmp_path / "llm-url"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    llm = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "scripted_llm.py"),
-            "--rules",
-            str(EXAMPLES / "scripted_rules.json"),
-            "--port-file",
-            str(port_file),
-        ],
-        stdout=open(logs / "llm.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    procs = [llm]
-    try:
-        llm_url = _wait_for(
-            lambda: port_file.exists() and port_file.read_text().strip(), 30, "the scripted LLM"
-        )
-        settings = tmp_path / "lab-settings"
-        for rel, body in {
-            "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-                "fetchNews": "false",
-                "checkForUpdates": False,
-            },
-            "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        }.items():
-            (settings / rel).parent.mkdir(parents=True, exist_ok=True)
-            (settings / rel).write_text(json.dumps(body))
-        token = "dataask-ui-test-token"
-        port = _free_port()
-        env = {
-            **os.environ,
-            "DATAASK_LLM_BASE_URL": llm_url,
-            "DATAASK_LLM_API_KEY": "scripted-not-secret",
-            "DATAASK_LLM_MODEL": "scripted",
-            "DATAASK_SANDBOX": os.environ.get("DATAASK_TEST_SANDBOX", "local"),
-            "JUPYTERLAB_SETTINGS_DIR": str(settings),
-            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
-            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        }
-        for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DATAASK_LLM"):
-            env.pop(var, None)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyterlab",
-                "--no-browser",
-                "--ServerApp.ip=127.0.0.1",
-                f"--ServerApp.port={port}",
-                "--ServerApp.port_retries=0",
-                f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={root}",
-                "--LabApp.news_url=",
-                "--LabApp.extension_manager=readonly",  # no package-index look-ups
-                *(["--allow-root"] if os.geteuid() == 0 else []),
-            ],
-            cwd=root,
-            env=env,
-            stdout=open(logs / "lab.log", "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        procs.append(server)
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                if server.poll() is not None:
-                    raise AssertionError((logs / "lab.log").read_text()[-3000:]) from None
-                return False
-
-        _wait_for(up, 90, "JupyterLab")
-        yield {"base": base, "token": token, "root": root, "logs": logs}
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
+    cells = [nbformat.v4.new_code_cell("%load_ext dataask\n%ask upload")]
+    write_notebook(root / "upload.ipynb", cells)
+    rules = json.loads((EXAMPLES / "scripted_rules.json").read_text())
+    with running_lab(folder, rules) as lab:
+        yield lab
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -194,161 +63,134 @@ def _png_size(path: Path) -> tuple[int, int]:
     return w, h
 
 
-def _open(p: Any, lab: dict[str, Any], notebook: str, errors: list[str]) -> tuple[Any, Any]:
-    browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1400, "height": 2400})
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    workspace = notebook.replace(".", "-")  # one workspace per test: only this notebook opens
-    page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/{notebook}?token={lab['token']}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
-    page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)
-    # Run > Run All Cells
+def run_all(page: Any, lab: Lab, notebook: str) -> None:
+    """Open ``notebook`` (its own workspace), then Run > Run All Cells."""
+    open_notebook(page, lab, notebook)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    return browser, page
 
 
-def test_quickstart_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_quickstart_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
     shot = tmp_path / "quickstart.png"
     errors: list[str] = []
-    with sync_playwright() as p:
-        browser, page = _open(p, lab, "quickstart.ipynb", errors)
-        try:
-            last = page.locator(".jp-Cell").last
-            last.locator(".jp-OutputArea-output", has_text="uptime_s").wait_for(timeout=240_000)
-            tables = page.locator(".dataask-table")
-            tables.first.wait_for(timeout=60_000)
-            chart = page.locator(".dataask-answer-view").nth(4).locator(".js-plotly-plot")
-            chart.wait_for(timeout=60_000)
-            assert tables.count() >= 3  # top 3, by region, per month (+ Europe is a headline)
-            assert page.locator(".dataask-answer-view").count() == 5
-            assert "375,748.90" in page.locator(".dataask-headline").first.inner_text()
+    with chromium_page(tmp_path, errors, viewport=TALL) as page:
+        run_all(page, lab, "quickstart.ipynb")
+        last = page.locator(".jp-Cell").last
+        last.locator(".jp-OutputArea-output", has_text="uptime_s").wait_for(timeout=240_000)
+        tables = page.locator(".dataask-table")
+        tables.first.wait_for(timeout=60_000)
+        chart = page.locator(".dataask-answer-view").nth(4).locator(".js-plotly-plot")
+        chart.wait_for(timeout=60_000)
+        assert tables.count() >= 3  # top 3, by region, per month (+ Europe is a headline)
+        assert page.locator(".dataask-answer-view").count() == 5
+        assert "375,748.90" in page.locator(".dataask-headline").first.inner_text()
 
-            # the table of the first answer: 3 products, sortable
-            views = page.locator(".dataask-answer-view")
-            first = views.nth(0).locator(".dataask-table")
-            rows = first.locator("tbody tr")
-            assert rows.count() == 3
-            assert "3 rows \u00d7 2 columns" in first.locator(".dataask-table-caption").inner_text()
-            first.locator("th", has_text="revenue").click()
-            first.locator("th.dataask-sorted", has_text="▲").wait_for(timeout=15_000)
-            page.wait_for_function(
-                "el => el.querySelector('tbody tr td').textContent === 'Rain Jacket'",
-                arg=first.element_handle(),
-                timeout=15_000,
-            )
+        # the table of the first answer: 3 products, sortable
+        views = page.locator(".dataask-answer-view")
+        first = views.nth(0).locator(".dataask-table")
+        rows = first.locator("tbody tr")
+        assert rows.count() == 3
+        assert "3 rows \u00d7 2 columns" in first.locator(".dataask-table-caption").inner_text()
+        first.locator("th", has_text="revenue").click()
+        first.locator("th.dataask-sorted", has_text="▲").wait_for(timeout=15_000)
+        page.wait_for_function(
+            "el => el.querySelector('tbody tr td').textContent === 'Rain Jacket'",
+            arg=first.element_handle(),
+            timeout=15_000,
+        )
 
-            # the monthly table: 12 rows; 10 per page, then the next page, via the kernel
-            monthly = views.nth(3).locator(".dataask-table")
-            monthly.locator("select.dataask-page-size").select_option("10")
-            monthly.locator(".dataask-table-info", has_text="Rows 1\u201310 of 12").wait_for(
-                timeout=15_000
-            )
-            monthly.locator("button[title='next page']").click()
-            monthly.locator(".dataask-table-info", has_text="Rows 11\u201312 of 12").wait_for(
-                timeout=15_000
-            )
-            page.wait_for_function(
-                "el => el.querySelectorAll('tbody tr').length === 2",
-                arg=monthly.element_handle(),
-                timeout=15_000,
-            )
-            assert monthly.locator("tbody tr td").first.inner_text() == "2023-11-01"
+        # the monthly table: 12 rows; 10 per page, then the next page, via the kernel
+        monthly = views.nth(3).locator(".dataask-table")
+        monthly.locator("select.dataask-page-size").select_option("10")
+        monthly.locator(".dataask-table-info", has_text="Rows 1\u201310 of 12").wait_for(
+            timeout=15_000
+        )
+        monthly.locator("button[title='next page']").click()
+        monthly.locator(".dataask-table-info", has_text="Rows 11\u201312 of 12").wait_for(
+            timeout=15_000
+        )
+        page.wait_for_function(
+            "el => el.querySelectorAll('tbody tr').length === 2",
+            arg=monthly.element_handle(),
+            timeout=15_000,
+        )
+        assert monthly.locator("tbody tr td").first.inner_text() == "2023-11-01"
 
-            # a Series answer offers a chart tab
-            region_view = views.nth(1)
-            region_view.locator("button", has_text="Chart").click()
-            region_view.locator(".js-plotly-plot").wait_for(timeout=60_000)
-            assert region_view.locator(".barlayer .point").count() == 4
+        # a Series answer offers a chart tab
+        region_view = views.nth(1)
+        region_view.locator("button", has_text="Chart").click()
+        region_view.locator(".js-plotly-plot").wait_for(timeout=60_000)
+        assert region_view.locator(".barlayer .point").count() == 4
 
-            # the chart answer
-            chart.scroll_into_view_if_needed()
-            assert chart.locator(".main-svg").count() >= 1
-            assert chart.locator(".scatterlayer .trace").count() == 1  # the monthly line
-            assert "Revenue per month" in (chart.locator(".gtitle").text_content() or "")
-            views.nth(3).scroll_into_view_if_needed()
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(shot))
-            viewport = page.viewport_size or {"width": 0, "height": 0}
-            for el in (monthly, chart):
-                box = el.bounding_box()
-                assert (
-                    box is not None
-                    and box["y"] < viewport["height"]
-                    and box["y"] + box["height"] > 0
-                ), "table and chart should both be in the screenshot"
-            assert chart.bounding_box()["height"] > 200  # type: ignore[index]
+        # the chart answer
+        chart.scroll_into_view_if_needed()
+        assert chart.locator(".main-svg").count() >= 1
+        assert chart.locator(".scatterlayer .trace").count() == 1  # the monthly line
+        assert "Revenue per month" in (chart.locator(".gtitle").text_content() or "")
+        views.nth(3).scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shot))
+        viewport = page.viewport_size or {"width": 0, "height": 0}
+        for el in (monthly, chart):
+            box = el.bounding_box()
+            assert (
+                box is not None and box["y"] < viewport["height"] and box["y"] + box["height"] > 0
+            ), "table and chart should both be in the screenshot"
+        assert chart.bounding_box()["height"] > 200
 
-            # "Insert as new cell": a code cell with the answer's code appears below
-            cells = page.locator(".jp-Notebook .jp-Cell")
-            before = cells.count()
-            answer_cell = page.locator(".jp-Cell", has=page.locator(".dataask-answer-view")).first
-            answer_cell.locator(".dataask-insert").click()
-            page.wait_for_function(
-                f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === {before + 1}",
-                timeout=15_000,
-            )
-            index = int(answer_cell.get_attribute("data-windowed-list-index") or "-1")
-            inserted = cells.nth(index + 1)
-            assert "nlargest(3)" in inserted.locator(".cm-content").inner_text()
-            assert "jp-CodeCell" in (inserted.get_attribute("class") or "")
-        except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"))
-            print(f"screenshot of the failure: {tmp_path / 'failure.png'}")
-            raise
-        finally:
-            browser.close()
+        # "Insert as new cell": a code cell with the answer's code appears below
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        before = cells.count()
+        answer_cell = page.locator(".jp-Cell", has=page.locator(".dataask-answer-view")).first
+        answer_cell.locator(".dataask-insert").click()
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === {before + 1}",
+            timeout=15_000,
+        )
+        index = int(answer_cell.get_attribute("data-windowed-list-index") or "-1")
+        inserted = cells.nth(index + 1)
+        assert "nlargest(3)" in inserted.locator(".cm-content").inner_text()
+        assert "jp-CodeCell" in (inserted.get_attribute("class") or "")
 
     width, height = _png_size(shot)
-    assert (width, height) == (1400, 2400)
+    assert (width, height) == (TALL["width"], TALL["height"])
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
     shutil.copy(shot, SCREENSHOT_COPY)
     widget_errors = [e for e in errors if "dataask" in e.lower() or "anywidget" in e.lower()]
     assert not widget_errors, widget_errors
 
 
-def test_upload_in_jupyterlab(lab: dict[str, Any], tmp_path: Path) -> None:
+def test_upload_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
     """Files picked in the browser reach the kernel in chunks and become datasets; a bad file
     shows its error in the box and the good ones stay."""
-    from playwright.sync_api import sync_playwright
-
     bad = tmp_path / "broken.csv"
     bad.write_bytes(b"%PDF-1.7 not a table at all")
     visits = tmp_path / "visits.csv"
     visits.write_text("city,visits\n" + "Berlin,10\nParis,12\n" * 40_000)  # 0.7 MB: chunks
     errors: list[str] = []
     shot = tmp_path / "upload.png"
-    with sync_playwright() as p:
-        browser, page = _open(p, lab, "upload.ipynb", errors)
-        try:
-            box = page.locator(".dataask-upload")
-            box.wait_for(timeout=90_000)
-            assert "up to 256.0 MB each" in box.inner_text()
-            box.locator("input[type=file]").set_input_files(
-                [str(EXAMPLES / "data" / "sales.xlsx"), str(bad), str(visits)]
-            )
-            page.locator(".dataask-card", has_text="visits").wait_for(timeout=90_000)
-            cards = page.locator(".dataask-card")
-            assert cards.count() == 2
-            sales = cards.filter(has_text="4,000 rows x 11 columns")
-            assert sales.count() == 1 and "<b>" not in sales.inner_text()
-            assert "80,000 rows x 2 columns" in cards.nth(1).inner_text()  # all chunks arrived
-            assert page.get_by_text("broken.csv looks like a PDF document").count() == 1
-            assert sales.locator(".dataask-table tbody tr").count() == 5  # the preview page
-            assert "order_date" in sales.locator("table.dataask-schema").inner_text()
-            # the sheet picker reloads the dataset from another sheet
-            sales.get_by_label("Sheet:").select_option("Products")
-            page.locator(".dataask-card", has_text="10 rows x 4 columns").wait_for(timeout=60_000)
-            page.screenshot(path=str(shot))
-        except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"))
-            print(f"screenshot of the failure: {tmp_path / 'failure.png'}")
-            raise
-        finally:
-            browser.close()
-    assert _png_size(shot) == (1400, 2400)
+    with chromium_page(tmp_path, errors, viewport=TALL) as page:
+        run_all(page, lab, "upload.ipynb")
+        box = page.locator(".dataask-upload")
+        box.wait_for(timeout=90_000)
+        assert "up to 256.0 MB each" in box.inner_text()
+        box.locator("input[type=file]").set_input_files(
+            [str(EXAMPLES / "data" / "sales.xlsx"), str(bad), str(visits)]
+        )
+        page.locator(".dataask-card", has_text="visits").wait_for(timeout=90_000)
+        cards = page.locator(".dataask-card")
+        assert cards.count() == 2
+        sales = cards.filter(has_text="4,000 rows x 11 columns")
+        assert sales.count() == 1 and "<b>" not in sales.inner_text()
+        assert "80,000 rows x 2 columns" in cards.nth(1).inner_text()  # all chunks arrived
+        assert page.get_by_text("broken.csv looks like a PDF document").count() == 1
+        assert sales.locator(".dataask-table tbody tr").count() == 5  # the preview page
+        assert "order_date" in sales.locator("table.dataask-schema").inner_text()
+        # the sheet picker reloads the dataset from another sheet
+        sales.get_by_label("Sheet:").select_option("Products")
+        page.locator(".dataask-card", has_text="10 rows x 4 columns").wait_for(timeout=60_000)
+        page.screenshot(path=str(shot))
+    assert _png_size(shot) == (TALL["width"], TALL["height"])
     shutil.copy(shot, SCREENSHOT_COPY.with_name("dataask-ui-upload.png"))
     widget_errors = [e for e in errors if "dataask" in e.lower() or "anywidget" in e.lower()]
     assert not widget_errors, widget_errors
