@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -51,14 +50,13 @@ for _p in (str(ROOT), str(HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import openai  # noqa: E402
 import pandas as pd  # noqa: E402
 from databench_score import ANSWER_TYPES, answer_string, default_compare  # noqa: E402
 
 from dataask_jupyter.candidates import MODES, columns_used  # noqa: E402
 from dataask_jupyter.checks import CHECKS  # noqa: E402
 from dataask_jupyter.config import Ask  # noqa: E402
-from dataask_jupyter.llm import Endpoint, resolve_endpoint  # noqa: E402
+from dataask_jupyter.llm import LLMClient  # noqa: E402
 from dataask_jupyter.sandbox import Sandbox  # noqa: E402
 from dataask_jupyter.session import Session  # noqa: E402
 from dataask_jupyter.vote import Candidate, choose  # noqa: E402
@@ -356,12 +354,6 @@ You are a pandas code generator. Your goal is to complete the function below.
     2. a single value from the dataframe (a category or a number)
     3. a list of values (categories or numbers)"""
 
-CHAT_CONTINUE = (
-    "Continue the following Python code. Reply with only the expression that completes its last "
-    "line (after `return`), on one line, nothing else.\n\n"
-)
-
-
 def baseline_prompt(question: str, columns: Sequence[Any]) -> str:
     """The organisers' prompt: instructions, an example function, the function to complete."""
     cols = [str(c) for c in columns]
@@ -422,67 +414,32 @@ def baseline_code(expression: str) -> str:
 
 
 class BaselineModel:
-    """The same endpoint and model as the sessions, asked for a one-line completion."""
+    """The same endpoint and model as the sessions, asked for a one-line completion (through
+    the client dataask uses: ``/completions``, or a chat request to continue the text where the
+    endpoint has none)."""
 
     def __init__(self, settings: Ask, timeout: float, notify: Notify) -> None:
-        self.settings, self.timeout, self.notify = settings, timeout, notify
-        self.mode: str | None = None  # "completions", or "chat" where there are none
-        self._client: openai.OpenAI | None = None
-        self._endpoint: Endpoint | None = None
+        self.settings, self.notify = settings, notify
+        self.client = LLMClient(settings, notify)
 
-    def _client_for(self) -> tuple[openai.OpenAI, Endpoint]:
-        ep = resolve_endpoint(self.settings, self.notify)  # local: starts or touches the server
-        if self._client is None or ep != self._endpoint:
-            host = urlsplit(ep.base_url or "").hostname or ""
-            loopback = host in ("127.0.0.1", "localhost", "::1")
-            self._client = openai.OpenAI(
-                base_url=ep.base_url,
-                api_key=ep.api_key,
-                timeout=_llm_timeout(self.timeout),
-                max_retries=0,
-                http_client=openai.DefaultHttpxClient(trust_env=False) if loopback else None,
-            )
-            self._endpoint = ep
-        return self._client, ep
+    @property
+    def mode(self) -> str | None:
+        """"completions", or "chat" where there are none (None before the first question)."""
+        if self.client.endpoint is None:
+            return None
+        return "chat" if self.client.text_via_chat else "completions"
 
     def expression(self, prompt: str) -> tuple[str, int, int]:
         """(expression, prompt tokens, completion tokens)."""
-        client, ep = self._client_for()
-        temperature = self.settings.temperature
-        if self.mode != "chat":
-            try:
-                r = client.completions.create(
-                    model=ep.model,
-                    prompt=prompt,
-                    max_tokens=BASELINE_MAX_TOKENS,
-                    temperature=temperature,
-                    stop=["\n"],  # only the first line is used
-                )
-                self.mode = "completions"
-                text = r.choices[0].text if r.choices else ""
-                u = r.usage
-                return (
-                    completion_expression(text),
-                    u.prompt_tokens if u else 0,
-                    u.completion_tokens if u else 0,
-                )
-            except openai.APIStatusError as exc:
-                if self.mode == "completions" or exc.status_code not in (400, 404, 405, 501):
-                    raise
-                self.notify(
-                    f"accuracy: the endpoint has no /completions (HTTP {exc.status_code}); "
-                    "the baseline asks the chat endpoint to continue its prompt"
-                )
-                self.mode = "chat"
-        c = client.chat.completions.create(
-            model=ep.model,
-            messages=[{"role": "user", "content": CHAT_CONTINUE + prompt}],
-            max_tokens=BASELINE_MAX_TOKENS,
-            temperature=temperature,
-        )
-        text = (c.choices[0].message.content or "") if c.choices else ""
-        u = c.usage
-        return chat_expression(text), u.prompt_tokens if u else 0, u.completion_tokens if u else 0
+        was = self.mode
+        reply = self.client.complete_text(prompt, max_tokens=BASELINE_MAX_TOKENS, stop=["\n"])
+        if self.mode == "chat" and was != "chat":
+            self.notify(
+                "accuracy: the endpoint has no /completions; "
+                "the baseline asks the chat endpoint to continue its prompt"
+            )
+        parse = chat_expression if self.mode == "chat" else completion_expression
+        return parse(reply.text), reply.prompt_tokens, reply.completion_tokens
 
 
 class BaselineRunner:
@@ -1071,7 +1028,7 @@ def _stop_on_signals() -> Callable[[], None]:
 
 
 def _endpoint_label(settings: Ask, baseline: BaselineModel | None) -> str:
-    ep = baseline._endpoint if baseline is not None else None
+    ep = baseline.client.endpoint if baseline is not None else None
     if ep is not None:
         return f"{ep.model} at {ep.base_url}"
     if settings.llm == "local":

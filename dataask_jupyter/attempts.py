@@ -38,6 +38,7 @@ class LLM(Protocol):
         *,
         on_token: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        max_tokens: int | None = None,
     ) -> Completion: ...
 
     def complete_text(

@@ -18,7 +18,8 @@ import difflib
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -238,30 +239,25 @@ class _Asker:
         return candidate
 
     def line(self, prev_summary: str | None) -> Candidate:
-        started = time.perf_counter()
         c = Candidate("line")
         self.emit("stage", "answering a second way: in one line")
-        try:
+        with _trying(c):
             prompt = line_prompt(self.task.question, list(self.task.frame.columns), prev_summary)
             reply = self.llm.complete_text(
                 prompt, max_tokens=LINE_MAX_TOKENS, stop=["\n"], cancel=self.cancel
             )
             self.count(reply)
             self.run(c, f"```python\n{line_code(reply.text)}\n```")
-        except CancelledError:
-            raise
-        except DataaskError as exc:
-            c.error = str(exc)
-        c.seconds = time.perf_counter() - started
         return c
 
     def grounded(self, messages: list[dict[str, str]]) -> Candidate:
-        started = time.perf_counter()
         c = Candidate("grounded")
         self.emit("stage", "the answers differ: naming the columns the question needs")
-        try:
+        with _trying(c):
             asked = self.llm.complete(
-                grounding_messages(messages, self.task.question), cancel=self.cancel
+                grounding_messages(messages, self.task.question),
+                cancel=self.cancel,
+                max_tokens=GROUND_MAX_TOKENS,
             )
             self.count(asked)
             c.columns, mentions = ground(asked.text, self.task.question, self.task.frame)
@@ -272,12 +268,21 @@ class _Asker:
             )
             self.count(reply)
             self.run(c, reply.text)
-        except CancelledError:
-            raise
-        except DataaskError as exc:
-            c.error = str(exc)
-        c.seconds = time.perf_counter() - started
         return c
+
+
+@contextmanager
+def _trying(c: Candidate) -> Iterator[None]:
+    """Time a candidate; a DataaskError becomes its error (cancellation goes on up)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except CancelledError:
+        raise
+    except DataaskError as exc:
+        c.error = str(exc)
+    finally:
+        c.seconds = time.perf_counter() - started
 
 
 def votes_on(first: Candidate, question: str) -> bool:

@@ -111,14 +111,21 @@ class LLMClient:
     def endpoint(self) -> Endpoint | None:
         return self._endpoint
 
+    @property
+    def text_via_chat(self) -> bool:
+        """Whether :meth:`complete_text` found no ``/completions`` and asks in chat instead."""
+        return self._chat_only
+
     def complete(
         self,
         messages: list[dict[str, str]],
         *,
         on_token: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
-        """Send ``messages`` and stream the reply (``on_token`` gets each piece as it arrives).
+        """Send ``messages`` and stream the reply (``on_token`` gets each piece as it arrives;
+        ``max_tokens`` caps it below ``Ask.max_tokens``).
 
         The request runs on a worker thread so that ``cancel`` (set from any thread) and a
         KeyboardInterrupt stop it at once: the HTTP stream is closed, which also stops a local
@@ -134,7 +141,11 @@ class LLMClient:
                 messages=messages,
                 temperature=s.temperature,
                 # a small local model that runs away writes at ~10 tokens/s: cap it
-                max_tokens=min(s.max_tokens, _LOCAL_MAX_TOKENS) if ep.local else s.max_tokens,
+                max_tokens=min(
+                    s.max_tokens,
+                    max_tokens or s.max_tokens,
+                    _LOCAL_MAX_TOKENS if ep.local else s.max_tokens,
+                ),
                 stream=True,
                 stream_options={"include_usage": True},
             ),

@@ -34,6 +34,7 @@ class FakeLLM:
         *,
         on_token: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
         self.calls.append([dict(m) for m in messages])
         reply = self.replies.pop(0) if self.replies else "result = None"
@@ -46,6 +47,22 @@ class FakeLLM:
             if on_token:
                 on_token(text[i : i + 5])
         return Completion(text, 100, len(text) // 4, 0.0, "fake")
+
+    def complete_text(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 128,
+        stop: list[str] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Completion:
+        """The next reply, as the expression a one-line completion writes after ``return``."""
+        self.calls.append([{"role": "text", "content": prompt}])
+        reply = self.replies.pop(0) if self.replies else "None"
+        if isinstance(reply, BaseException):
+            raise reply
+        text = reply() if callable(reply) else reply
+        return Completion(" " + text, 100, len(text) // 4, 0.0, "fake")
 
 
 class FakeRunner:
@@ -226,6 +243,40 @@ def test_ctrl_c_during_a_run_is_a_cancelled_answer() -> None:
     a = s.ask("interrupted")
     assert a.cancelled and not a.ok
     assert s.ask("again").value == 2
+
+
+def test_the_vote_keeps_the_majority_and_builds_the_next_prev_on_it() -> None:
+    llm = FakeLLM(
+        'result = df["revenue"].max()',  # chat: 20.0
+        'df["revenue"].sum()',  # line: 35.0 (differs)
+        "revenue",  # the columns the question needs
+        'result = float(df["revenue"].sum())',  # grounded: 35.0
+    )
+    runner = FakeRunner(
+        {
+            'result = df["revenue"].max()': ok(20.0),
+            'result = df["revenue"].sum()': ok(35.0),
+            'result = float(df["revenue"].sum())': ok(35.0),
+        }
+    )
+    s = session(llm, runner, candidates="vote")
+    a = s.ask("What is the total revenue?")
+    assert a.value == 35.0 and a.code == 'result = float(df["revenue"].sum())'
+    assert [c.name for c in a.candidates] == ["chat", "line", "grounded"]
+    assert "2 of 3 ways of answering gave this answer" in a.notes
+    assert a.repairs == 0  # other ways are not repairs
+    assert runner.prev == 35.0
+    assert llm.calls[1][0]["content"].endswith("    return")
+    assert llm.calls[3][-1]["content"].startswith('Columns this question needs: "revenue".')
+
+
+def test_cancel_while_the_other_ways_answer_is_a_cancelled_answer() -> None:
+    llm = FakeLLM('result = df["revenue"].sum()', CancelledError("cancelled"), "result = 2")
+    runner = FakeRunner({'result = df["revenue"].sum()': ok(35.0), "result = 2": ok(2)})
+    s = session(llm, runner, candidates="vote")
+    a = s.ask("What is the total revenue?")
+    assert a.cancelled and not a.ok and s.history[-1] is a
+    assert s.ask("two").value == 2
 
 
 def test_cancel_when_idle_does_nothing() -> None:
