@@ -354,6 +354,7 @@ You are a pandas code generator. Your goal is to complete the function below.
     2. a single value from the dataframe (a category or a number)
     3. a list of values (categories or numbers)"""
 
+
 def baseline_prompt(question: str, columns: Sequence[Any]) -> str:
     """The organisers' prompt: instructions, an example function, the function to complete."""
     cols = [str(c) for c in columns]
@@ -424,7 +425,7 @@ class BaselineModel:
 
     @property
     def mode(self) -> str | None:
-        """"completions", or "chat" where there are none (None before the first question)."""
+        """ "completions", or "chat" where there are none (None before the first question)."""
         if self.client.endpoint is None:
             return None
         return "chat" if self.client.text_via_chat else "completions"
@@ -546,6 +547,9 @@ ORDERS = {  # tie-break preferences a vote may use (the first named wins a tie)
 }
 
 
+ORDERS_FIRST = next(iter(ORDERS))
+
+
 def _cand(record: dict[str, Any]) -> Candidate:
     """A recorded candidate, rebuilt for the vote (its key stands for its value)."""
     failed = record["answer"] == ERROR_ANSWER
@@ -559,21 +563,25 @@ def _cand(record: dict[str, Any]) -> Candidate:
 
 
 def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
-    """(answer string, seconds) a rule would have given on a question answered every way.
+    """(answer string, seconds) a rule would have given, from the ways recorded for ``o``
+    (None where a way it needs was not run).
 
     Rules: a way's name alone ("chat", "line", "grounded"), or an ORDERS key: the vote as
-    ``Ask.candidates = "vote"`` runs it (the grounded way only where chat and line differ).
+    ``Ask.candidates = "vote"`` runs it (the grounded way only where chat and line differ), so
+    a run with "vote" replays every tie-break order exactly, and one with "all" every rule.
     """
     recorded = {c["name"]: c for c in o.candidates}
-    if not {"chat", "line", "grounded"} <= set(recorded):
+    if rule in ("chat", "line", "grounded"):
+        c = recorded.get(rule)
+        return None if c is None else (c["answer"], float(c["seconds"]))
+    if not {"chat", "line"} <= set(recorded):
         return None
-    if rule in recorded:
-        c = recorded[rule]
-        return c["answer"], float(c["seconds"])
     chat, line = _cand(recorded["chat"]), _cand(recorded["line"])
     tried = [chat, line]
     seconds = chat.seconds + line.seconds
     if chat.key is None or chat.key != line.key:
+        if "grounded" not in recorded:
+            return None
         tried.append(_cand(recorded["grounded"]))
         seconds += tried[-1].seconds
     order = ORDERS[rule]
@@ -597,14 +605,15 @@ def _rule_accuracy(outcomes: Sequence[Outcome], rule: str) -> tuple[int, int, li
 def candidate_report(outcomes: Sequence[Outcome]) -> str:
     """With every way recorded (--candidates all): each way alone, each vote rule, the
     tie-break order chosen on the other tables for each held-out table, and the grounding."""
-    ours = [o for o in outcomes if o.system == "dataask" and simulate(o, "chat") is not None]
+    ours = [o for o in outcomes if o.system == "dataask" and simulate(o, ORDERS_FIRST) is not None]
     if not ours:
         return ""
     tables = sorted({o.dataset for o in ours})
     rules = ["chat", "line", "grounded", *ORDERS]
     lines = [
-        f"ways of answering and vote rules ({len(ours)} questions answered every way)",
-        f"{'rule':<22}{'right':>7}{'acc':>8}{'median s':>10}{'p90 s':>8}  per table",
+        f"ways of answering and vote rules ({len(ours)} questions; a way alone is scored where "
+        "it ran)",
+        f"{'rule':<22}{'right':>9}{'acc':>8}{'median s':>10}{'p90 s':>8}  per table",
     ]
     for rule in rules:
         right, n, times = _rule_accuracy(ours, rule)
@@ -613,7 +622,7 @@ def candidate_report(outcomes: Sequence[Outcome]) -> str:
             r, m, _ = _rule_accuracy([o for o in ours if o.dataset == t], rule)
             per.append(f"{100 * r / m:5.1f}" if m else "    -")
         lines.append(
-            f"{rule:<22}{right:>7}{_pct(right, n):>8}{_quantile(times, 0.5):>10.1f}"
+            f"{rule:<22}{f'{right}/{n}':>9}{_pct(right, n):>8}{_quantile(times, 0.5):>10.1f}"
             f"{_quantile(times, 0.9):>8.1f}  " + " ".join(per)
         )
     # leave one table out: the tie-break order is chosen on the other tables only
