@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -151,3 +152,20 @@ def test_the_server_learns_the_pages_runs_wrote_and_each_run_stays_isolated() ->
         server.drop_spare()
         kernel.close()
         sock.close()
+
+
+def test_a_sandbox_near_its_memory_limit_faults_in_less(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit, usage = tmp_path / "limit", tmp_path / "usage"
+    monkeypatch.setattr(prefault, "_CGROUP_FILES", ((str(limit), str(usage)),))
+    caps = prefault.HOT_CAP + prefault.RESERVE_CAP
+    assert prefault.budget() == caps  # no cgroup to read: the caps alone
+    limit.write_text("max\n")
+    usage.write_text("1000\n")
+    assert prefault.budget() == caps
+    limit.write_text(str(2 << 30))
+    usage.write_text(str((2 << 30) - (100 << 20)))  # 100 MiB left
+    assert prefault.budget() == 25 << 20
+    usage.write_text(str(3 << 30))  # over (v1 counts the page cache too)
+    assert prefault.budget() == 0

@@ -10,8 +10,8 @@ child each one is a page fault, about 3,500 of them (a sixth of the time) for a 
 So the server learns which of its pages the last runs wrote (the run's ``/proc/PID/pagemap``:
 present and exclusively its own), and the next run's process writes those pages while it waits
 for its code (``MADV_POPULATE_WRITE``, Linux 5.14+), together with a pre-faulted reserve at the
-top of its C heap. The datasets' buffers are never copied ahead of time. Linux and glibc only;
-anywhere else each step is a no-op.
+top of its C heap. The datasets' buffers are never copied ahead of time, and a sandbox near its
+memory limit copies less or nothing. Linux and glibc only; anywhere else each step is a no-op.
 """
 
 from __future__ import annotations
@@ -84,6 +84,30 @@ def heap_end(pid: int | str = "self") -> int:
     except (OSError, ValueError):
         return 0
     return end
+
+
+def budget() -> int:
+    """Bytes the next run's process may fault in ahead: a quarter of what its memory cgroup has
+    left (cgroup v2 or v1, where visible), so a sandbox near its limit spends nothing on it."""
+    caps = HOT_CAP + RESERVE_CAP
+    for limit_file, usage_file in _CGROUP_FILES:
+        try:
+            with open(limit_file) as f:
+                limit = f.read().strip()
+            with open(usage_file) as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= 1 << 60:
+            return caps
+        return max(0, min(caps, (int(limit) - usage) // 4))
+    return caps
+
+
+_CGROUP_FILES = (
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+)
 
 
 def buffer_ranges(frames: Mapping[str, Any]) -> Ranges:

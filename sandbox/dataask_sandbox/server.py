@@ -166,7 +166,9 @@ class Server:
         else:
             self._send_error(sock, "ProtocolError", f"unknown request type {str(kind)[:100]!r}")
         protocol.send(sock, {"type": "end"})
-        self.clean_up_run()  # after `end`: the kernel has its answer while this runs
+        # after `end`: the kernel has its answer while this runs; with the next request already
+        # waiting, the run's pages are not looked at (that would delay it)
+        self.clean_up_run(learn=not select.select([sock], [], [], 0)[0])
         return True
 
     # --- the run's process ----------------------------------------------------------------
@@ -176,8 +178,9 @@ class Server:
             return
         ours, theirs = socket.socketpair()
         _trim_heap()  # the child's allocations then get fresh pages, not copies of the parent's
-        hot = self.hot_pages()
-        reserve = max(self.heap_needs, default=0)
+        room = prefault.budget()
+        hot = self.hot_pages()[: room // prefault.PAGE]
+        reserve = min(max(self.heap_needs, default=0), room - len(hot) * prefault.PAGE)
         maps = prefault.writable_maps()
         try:
             pid = os.fork()
@@ -231,16 +234,18 @@ class Server:
         if spare is not None:
             _end_child(*spare)
 
-    def clean_up_run(self) -> None:
-        """End the last run's process and whatever it left running."""
+    def clean_up_run(self, learn: bool = False) -> None:
+        """End the last run's process and whatever it left running; with ``learn``, first note
+        which pages it wrote, for the next run's process to fault in while idle."""
         finished, self.finished = self.finished, None
-        if finished is not None:
+        if finished is not None and learn:
             skip = prefault.buffer_ranges(self.frames)
             pages = prefault.written_pages(finished[0], self.finished_maps, skip)
             grown = prefault.heap_end(finished[0]) - prefault.heap_end()
             if len(pages):
                 self.written.append(pages)
                 self.heap_needs.append(prefault.heap_need(grown, self.finished_reserved))
+        if finished is not None:
             _end_child(*finished)
             if self.reap_strays:
                 _reap_strays()
