@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import resource
 import socket
 import sys
 from pathlib import Path
@@ -106,20 +108,34 @@ def test_the_heap_reserve_sizes_itself_from_what_runs_needed() -> None:
     assert prefault.heap_need(grown=500 << 20, reserved=0) == prefault.RESERVE_CAP
     assert prefault.heap_need(grown=20 << 20, reserved=20 << 20) == 15 << 20  # unused: shrinks
     assert prefault.heap_need(grown=0, reserved=0) == 0
-    ours, theirs = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            before = prefault.heap_end()
-            done = prefault.reserve_heap(10 << 20, stop=lambda: False)
-            theirs.send(f"{done} {prefault.heap_end() - before}".encode())
-        finally:
-            os._exit(0)
-    done, grown = (int(x) for x in ours.recv(100).split())
-    os.waitpid(pid, 0)
-    assert done in (0, 8 << 20)  # whole 4 MiB blocks, rounded down (0: no glibc here)
-    if done:
-        assert grown >= done - (1 << 20)  # kept in the heap after the blocks were freed
+
+    def faults_to_fill(block: int, reserve: int) -> tuple[int, int]:
+        """In a fresh child: (bytes reserved, page faults to fill a new ``block``-byte array)."""
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                libc = ctypes.CDLL("libc.so.6")
+                libc.malloc.restype = ctypes.c_void_p
+                libc.malloc_trim(0)  # free heap back to the system
+                done = prefault.reserve_heap(reserve, stop=lambda: False)
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                ctypes.memset(libc.malloc(ctypes.c_size_t(block)), 1, block)
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+                theirs.send(f"{done} {faults}".encode())
+            finally:
+                os._exit(0)
+        done, faults = (int(x) for x in ours.recv(100).split())
+        os.waitpid(pid, 0)
+        return done, faults
+
+    done, faults = faults_to_fill(8 << 20, reserve=10 << 20)
+    if not done:
+        pytest.skip("no glibc heap to reserve here")
+    assert done == 8 << 20  # whole 4 MiB blocks, rounded down
+    _, cold = faults_to_fill(8 << 20, reserve=0)
+    assert cold > 1000  # 2,048 pages, each faulted in on first touch
+    assert faults < cold // 4  # the reserve had them faulted in already
 
 
 def test_the_server_learns_the_pages_runs_wrote_and_each_run_stays_isolated() -> None:
