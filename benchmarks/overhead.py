@@ -1,10 +1,13 @@
 """What a question costs beyond the user's code, through ``Session.ask``, both backends in one run.
 
     python benchmarks/overhead.py [--rows 1000000] [--repeat 7] [--sandbox local docker]
+                                  [--llm-in-process]
                                   [--readers [--csv-mb 100] [--xlsx-rows 100000]]
 
 The LLM is the scripted OpenAI-compatible server on loopback (``tests/scripted_llm.py``), so it
 answers at once; what is left is dataask's pipeline, the sandbox round trip and the code itself.
+It runs in a process of its own, as a real LLM server does (``--llm-in-process``: in this
+process, where its threads take the interpreter lock from the session's).
 For each backend, four questions on a 1,000,000-row frame, side by side with the same code run
 in-process (``exec`` here, no sandbox):
 
@@ -17,9 +20,10 @@ Medians over ``--repeat`` runs, after one warm-up. Targets (issue 14): heavy <= 
 trivial <= 30 ms, follow-up <= 30 ms.
 
 Wall-clock times on a busy machine measure the scheduler as much as the code, so CPU time is
-printed too: in-process CPU against the CPU the sandbox used per question (every process of the
-sandbox, the fork of the next run's process included; the Docker container's cpuacct cgroup,
-or the local server's process tree) plus the kernel's own CPU inside ``Sandbox.run``.
+printed too: in-process CPU against the CPU the sandbox used until the answer (every process of
+the sandbox: the Docker container's cpuacct cgroup, or the local server's process tree) plus the
+kernel's own CPU inside ``Sandbox.run``; and, apart, what the sandbox used in the idle time after
+the answer (ending the run, forking the next run's process and taking its page faults ahead).
 
 ``--readers`` also times dataask's CSV/XLSX readers against pandas' defaults.
 """
@@ -28,11 +32,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,9 +155,39 @@ def in_process(df: pd.DataFrame, code: str, prev: Any) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def bench_backend(backend: str, df: pd.DataFrame, llm: ScriptedLLM, repeat: int) -> None:
+@contextlib.contextmanager
+def scripted_llm(in_process: bool) -> Iterator[str]:
+    """The scripted LLM answering each question of ``CASES`` with its code; yields its URL."""
+    rules = [{"pattern": "^" + re.escape(q), "replies": [code]} for q, code in CASES.values()]
+    if in_process:
+        llm = ScriptedLLM()
+        for rule in rules:
+            llm.on(rule["pattern"], *rule["replies"])
+        llm.start()
+        try:
+            yield llm.url
+        finally:
+            llm.stop()
+        return
+    with tempfile.TemporaryDirectory(prefix="dataask-bench-") as tmp:
+        path = Path(tmp) / "rules.json"
+        path.write_text(json.dumps(rules))
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "scripted_llm.py"), "--rules", str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.stdout is not None
+            yield server.stdout.readline().strip()
+        finally:
+            server.kill()
+            server.wait()
+
+
+def bench_backend(backend: str, df: pd.DataFrame, llm_url: str, repeat: int) -> None:
     s = Session(
-        llm_base_url=llm.url,
+        llm_base_url=llm_url,
         llm_api_key="not-a-secret",
         llm_model="scripted",
         sandbox=backend,
@@ -167,7 +205,7 @@ def bench_backend(backend: str, df: pd.DataFrame, llm: ScriptedLLM, repeat: int)
         print(f"start + send {len(df):,} rows once: {load_s * 1000:,.0f} ms")
         heavy_prev = pd.Series(dtype=float)
         rows: dict[str, dict[str, list[float]]] = {
-            n: {k: [] for k in ("local", "run", "code", "ask", "local_cpu", "sb_cpu")}
+            n: {k: [] for k in ("local", "run", "code", "ask", "local_cpu", "sb_cpu", "idle_cpu")}
             for n in CASES
         }
         for i in range(repeat + 1):  # the first round warms up
@@ -179,6 +217,7 @@ def bench_backend(backend: str, df: pd.DataFrame, llm: ScriptedLLM, repeat: int)
                 t = time.perf_counter()
                 a = s.ask(question)
                 total = time.perf_counter() - t
+                answered = sandbox_cpu(getattr(s.sandbox, "backend", None))
                 time.sleep(0.3)
                 after = sandbox_cpu(getattr(s.sandbox, "backend", None))
                 if not a.ok or len(a.attempts) != 1:
@@ -192,8 +231,9 @@ def bench_backend(backend: str, df: pd.DataFrame, llm: ScriptedLLM, repeat: int)
                     r["code"].append(timer.code)
                     r["ask"].append(total)
                     r["local_cpu"].append(local_cpu)
-                    if before is not None and after is not None:
-                        r["sb_cpu"].append(after - before + timer.cpu)
+                    if before is not None and answered is not None and after is not None:
+                        r["sb_cpu"].append(answered - before + timer.cpu)
+                        r["idle_cpu"].append(after - answered)
         print(
             f"{'question':<11}{'in-process':>11}{'code in sb':>11}{'Sandbox.run':>12}"
             f"{'Session.ask':>12}{'run/in-proc':>12}{'ask/in-proc':>12}  target"
@@ -205,15 +245,25 @@ def bench_backend(backend: str, df: pd.DataFrame, llm: ScriptedLLM, repeat: int)
                 f"{run / lo:>11.2f}x{ask / lo:>11.2f}x  {TARGETS[name]}"
             )
         print("(medians of", repeat, "runs; 'code in sb' = the code's own time in the sandbox)")
-        print(f"{'CPU time':<11}{'in-process':>11}{'sandbox':>11}{'ratio':>8}{'overhead':>10}")
+        print(
+            f"{'CPU time':<11}{'in-process':>11}{'sandbox':>11}{'ratio':>8}{'overhead':>10}"
+            f"{'then idle':>11}"
+        )
         for name, r in rows.items():
             if not r["sb_cpu"]:
                 print(f"{name:<11}{'(the sandbox CPU time cannot be read here)':>40}")
                 continue
             lo, sb = _ms_median(r["local_cpu"]), _ms_median(r["sb_cpu"])
+            idle = _ms_median(r["idle_cpu"])
             print(
                 f"{name:<11}{lo:>9.1f}ms{sb:>9.1f}ms{sb / max(lo, 0.001):>7.2f}x{sb - lo:>8.1f}ms"
+                f"{idle:>9.1f}ms"
             )
+        print(
+            "(sandbox: its CPU until the answer, the kernel's inside Sandbox.run included;\n"
+            " then idle: the sandbox's CPU in the 0.3 s after it, cleaning up and preparing the\n"
+            " next run's process: the fork, and the page faults taken ahead)"
+        )
     finally:
         s.close()
 
@@ -260,19 +310,17 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--sandbox", nargs="+", default=["local", "docker"], choices=["local", "docker"])
     p.add_argument("--readers", action="store_true", help="also time the CSV/XLSX readers")
+    p.add_argument(
+        "--llm-in-process", action="store_true", help="run the scripted LLM in this process"
+    )
     p.add_argument("--csv-mb", type=int, default=100)
     p.add_argument("--xlsx-rows", type=int, default=100_000)
     p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_data")
     a = p.parse_args()
-    llm = ScriptedLLM().start()
-    try:
-        for question, code in CASES.values():
-            llm.on("^" + re.escape(question), code)
+    with scripted_llm(a.llm_in_process) as url:
         df = frame(a.rows)
         for backend in a.sandbox:
-            bench_backend(backend, df, llm, a.repeat)
-    finally:
-        llm.stop()
+            bench_backend(backend, df, url, a.repeat)
     if a.readers:
         bench_readers(a.csv_mb, a.xlsx_rows, a.work)
 

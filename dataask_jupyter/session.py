@@ -496,12 +496,12 @@ class Session:
     def _messages(self, ds: Dataset, task: Task) -> list[dict[str, str]]:
         s = self.settings
         hints = bool(task.checks)
-        past = [
+        with_code = [t for t in self.history if t.code]
+        past = [  # only the turns the prompt carries: summaries cost time per turn
             prompt.PastTurn(
                 t.question, t.code, t.summary, checks.expect(t.question).hint() if hints else None
             )
-            for t in self.history
-            if t.code
+            for t in (with_code[-s.history_turns :] if s.history_turns > 0 else [])
         ]
         return prompt.build_messages(
             {n: d.frame for n, d in self.datasets.items()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -98,8 +99,11 @@ def _count(question: str) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def expect(question: str) -> Expectation:
-    """Read the expected answer type from a question's wording (English; None when unsure)."""
+    """Read the expected answer type from a question's wording (English; None when unsure).
+
+    Cached: every question re-reads the wording of the earlier turns it carries."""
     q = " ".join(question.split())
     if not q or CHART.search(q):
         return Expectation()

@@ -8,7 +8,8 @@ Each run happens in a child process that ends with the run (what the code does t
 its state and its forged messages end with it). The child is forked ahead of time, while the
 server is idle, and waits for its code; it is replaced after every run and whenever the datasets
 or ``prev`` change, so the fork's cost (copying the page tables of the frames) is not on the path
-of a question.
+of a question. While it waits it also takes the page faults the last runs took
+(:mod:`dataask_sandbox.prefault`), so the run itself mostly does not.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import sys
 import time
 import traceback
 import types
+from collections import deque
 from typing import Any, cast
 
-from dataask_sandbox import __version__, netdeny, protocol
+from dataask_sandbox import __version__, netdeny, prefault, protocol
 
 _ANSWER_FILE = "<answer>"
 
@@ -115,8 +117,15 @@ class Server:
         self.inherited = inherited  # sockets a run's process must not keep (the listener)
         self.spare: tuple[int, socket.socket] | None = None  # (pid, link) of the next run's child
         self.finished: tuple[int, socket.socket] | None = None  # the last run's, to clean up
+        self.spare_maps: prefault.Ranges = []  # the server's writable memory when it forked
+        self.finished_maps: prefault.Ranges = []
+        self.written: deque[Any] = deque(maxlen=2)  # pages the last runs wrote (numpy arrays)
+        self.heap_needs: deque[int] = deque(maxlen=2)  # C heap the last runs grew into (bytes)
+        self.reserved = 0  # C heap the spare faults in ahead (bytes)
+        self.finished_reserved = 0
         self.prev_value: Any = _NOT_YET  # `prev` decoded (only ever in a run's process)
         signal.signal(signal.SIGALRM, _on_alarm)
+        _warm_up(pd)
 
     # --- requests -------------------------------------------------------------------------
     def handle(self, sock: socket.socket, header: dict[str, Any], payload: bytes) -> bool:
@@ -130,10 +139,14 @@ class Server:
             from dataask_sandbox.codec import frame_from_ipc
 
             self.frames[str(header["name"])] = frame_from_ipc(payload)
+            self.written.clear()  # the server's memory was laid out anew
+            self.heap_needs.clear()
             self.drop_spare()
             protocol.send(sock, {"type": "ok"})
         elif kind == "drop":
             self.frames.pop(str(header["name"]), None)
+            self.written.clear()
+            self.heap_needs.clear()
             self.drop_spare()
             protocol.send(sock, {"type": "ok"})
         elif kind == "reset":
@@ -153,7 +166,9 @@ class Server:
         else:
             self._send_error(sock, "ProtocolError", f"unknown request type {str(kind)[:100]!r}")
         protocol.send(sock, {"type": "end"})
-        self.clean_up_run()  # after `end`: the kernel has its answer while this runs
+        # after `end`: the kernel has its answer while this runs; with the next request already
+        # waiting, the run's pages are not looked at (that would delay it)
+        self.clean_up_run(learn=not select.select([sock], [], [], 0)[0])
         return True
 
     # --- the run's process ----------------------------------------------------------------
@@ -163,6 +178,10 @@ class Server:
             return
         ours, theirs = socket.socketpair()
         _trim_heap()  # the child's allocations then get fresh pages, not copies of the parent's
+        room = prefault.budget()
+        hot = self.hot_pages()[: room // prefault.PAGE]
+        reserve = min(max(self.heap_needs, default=0), room - len(hot) * prefault.PAGE)
+        maps = prefault.writable_maps()
         try:
             pid = os.fork()
         except OSError:
@@ -179,16 +198,35 @@ class Server:
                     signal.signal(sig, signal.SIG_DFL)
                 if self.prev_msg is not None and len(self.prev_msg[1]) <= _PREDECODE_BYTES:
                     self.decode_prev()  # while idle: a follow-up finds it ready
+
+                def asked() -> bool:  # the code has come: stop preparing
+                    return bool(select.select([theirs], [], [], 0)[0])
+
+                prefault.populate(hot, stop=asked)  # while idle: the copies the last runs made
+                prefault.reserve_heap(reserve, stop=asked)  # and the C heap they grew into
                 try:
                     header, _ = protocol.recv(theirs, 0)
                 except (OSError, protocol.ProtocolError):  # the server dropped this spare
                     os._exit(0)
                 self._run(theirs, header)
                 protocol.send(theirs, {"type": "done"})
+                # stay until the server has read which pages the run wrote (it then kills us)
+                select.select([theirs], [], [], _LINGER)
             finally:
                 os._exit(0)
         theirs.close()
         self.spare = (pid, ours)
+        self.spare_maps = maps
+        self.reserved = reserve
+
+    def hot_pages(self) -> Any:
+        """The pages the last runs wrote, for the next run's process to fault in ahead."""
+        import numpy as np
+
+        if not self.written:
+            return np.zeros(0, dtype=np.int64)
+        pages = np.unique(np.concatenate(list(self.written)))
+        return pages[: prefault.HOT_CAP // prefault.PAGE]
 
     def drop_spare(self) -> None:
         """End the waiting child (it saw the datasets and ``prev`` as they were)."""
@@ -196,9 +234,17 @@ class Server:
         if spare is not None:
             _end_child(*spare)
 
-    def clean_up_run(self) -> None:
-        """End the last run's process and whatever it left running."""
+    def clean_up_run(self, learn: bool = False) -> None:
+        """End the last run's process and whatever it left running; with ``learn``, first note
+        which pages it wrote, for the next run's process to fault in while idle."""
         finished, self.finished = self.finished, None
+        if finished is not None and learn:
+            skip = prefault.buffer_ranges(self.frames)
+            pages = prefault.written_pages(finished[0], self.finished_maps, skip)
+            grown = prefault.heap_end(finished[0]) - prefault.heap_end()
+            if len(pages):
+                self.written.append(pages)
+                self.heap_needs.append(prefault.heap_need(grown, self.finished_reserved))
         if finished is not None:
             _end_child(*finished)
             if self.reap_strays:
@@ -230,6 +276,7 @@ class Server:
             return
         assert self.spare is not None
         pid, link = self.finished = self.spare
+        self.finished_maps, self.finished_reserved = self.spare_maps, self.reserved
         self.spare = None
         try:
             protocol.send(link, request)
@@ -410,6 +457,24 @@ class Server:
         protocol.send(sock, {"type": "error", "ename": ename, "evalue": evalue, "traceback": tb})
 
 
+def _warm_up(pd: Any) -> None:
+    """Encode and decode one small value of each kind once, here in the server: what Python and
+    pandas set up on first use (caches, lazy imports) every run's process then inherits."""
+    from dataask_sandbox.codec import decode, encode_result
+
+    index = pd.Index(["a", "b"], name="key")
+    for value in (
+        pd.Series([1.5, 2.0], index=index, name="x"),
+        pd.DataFrame({"n": [1, 2], "s": ["x", "y"], "t": pd.to_datetime(["2024-01-01"] * 2)}),
+        3,
+        2.5,
+        "text",
+        [1, "a"],
+    ):
+        with contextlib.suppress(Exception):
+            decode(*encode_result(value, max_bytes=1 << 20))
+
+
 def _end_child(pid: int, link: socket.socket) -> None:
     link.close()
     with contextlib.suppress(ProcessLookupError):
@@ -433,6 +498,7 @@ def _trim_heap() -> None:
 _LIBC: Any = None
 _NOT_YET = object()
 _PREDECODE_BYTES = 16 * 1024 * 1024  # a larger `prev` is decoded only by a run that reads it
+_LINGER = 30.0  # seconds a finished run's process waits for the server to end it
 _IGNORED_SIGNALS = (
     signal.SIGTERM,
     signal.SIGINT,
