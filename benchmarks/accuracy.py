@@ -54,7 +54,7 @@ import pandas as pd  # noqa: E402
 from databench_score import ANSWER_TYPES, answer_string, default_compare  # noqa: E402
 
 from dataask_jupyter.candidates import MODES, columns_used  # noqa: E402
-from dataask_jupyter.checks import CHECKS  # noqa: E402
+from dataask_jupyter.checks import CHECKS, expect  # noqa: E402
 from dataask_jupyter.config import Ask  # noqa: E402
 from dataask_jupyter.llm import LLMClient  # noqa: E402
 from dataask_jupyter.sandbox import Sandbox  # noqa: E402
@@ -548,6 +548,9 @@ ORDERS = {  # tie-break preferences a vote may use (the first named wins a tie)
 
 
 ORDERS_FIRST = next(iter(ORDERS))
+SCALARS = "scalars"  # a rule "<order> scalars" votes only where the wording does not expect
+# yes/no or a list (``checks.expect``); there the chat answer stands alone
+VOTE_RULES = [*ORDERS, *(f"{order} {SCALARS}" for order in ORDERS)]
 
 
 def _cand(record: dict[str, Any]) -> Candidate:
@@ -576,6 +579,9 @@ def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
         return None if c is None else (c["answer"], float(c["seconds"]))
     if not {"chat", "line"} <= set(recorded):
         return None
+    rule, _, scope = rule.partition(" ")
+    if scope == SCALARS and expect(o.question).kind in ("boolean", "list"):
+        return recorded["chat"]["answer"], float(recorded["chat"]["seconds"])
     chat, line = _cand(recorded["chat"]), _cand(recorded["line"])
     tried = [chat, line]
     seconds = chat.seconds + line.seconds
@@ -587,6 +593,24 @@ def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
     order = ORDERS[rule]
     chosen = choose(sorted(tried, key=lambda c: order.index(c.name))).chosen
     return recorded[chosen.name]["answer"], seconds
+
+
+def replay(outcomes: Sequence[Outcome], rule: str) -> list[Outcome]:
+    """The outcomes with dataask's answers (and seconds) as ``rule`` would have given them;
+    questions the rule cannot replay keep their answers."""
+    if rule not in VOTE_RULES and rule not in ("chat", "line", "grounded"):
+        raise SystemExit(
+            f"unknown rule {rule!r}; known: chat, line, grounded, {', '.join(VOTE_RULES)}"
+        )
+    out = []
+    for o in outcomes:
+        got = simulate(o, rule) if o.system == "dataask" else None
+        if got is not None:
+            o = Outcome(**{**asdict(o), "answer": got[0], "seconds": got[1]})
+            o.error = None if got[0] != ERROR_ANSWER else (o.error or "no candidate answered")
+            o.score()
+        out.append(o)
+    return out
 
 
 def _rule_accuracy(outcomes: Sequence[Outcome], rule: str) -> tuple[int, int, list[float]]:
@@ -604,16 +628,16 @@ def _rule_accuracy(outcomes: Sequence[Outcome], rule: str) -> tuple[int, int, li
 
 def candidate_report(outcomes: Sequence[Outcome]) -> str:
     """With every way recorded (--candidates all): each way alone, each vote rule, the
-    tie-break order chosen on the other tables for each held-out table, and the grounding."""
+    vote rule chosen on the other tables for each held-out table, and the grounding."""
     ours = [o for o in outcomes if o.system == "dataask" and simulate(o, ORDERS_FIRST) is not None]
     if not ours:
         return ""
     tables = sorted({o.dataset for o in ours})
-    rules = ["chat", "line", "grounded", *ORDERS]
+    rules = ["chat", "line", "grounded", *VOTE_RULES]
     lines = [
         f"ways of answering and vote rules ({len(ours)} questions; a way alone is scored where "
         "it ran)",
-        f"{'rule':<22}{'right':>9}{'acc':>8}{'median s':>10}{'p90 s':>8}  per table",
+        f"{'rule':<30}{'right':>9}{'acc':>8}{'median s':>10}{'p90 s':>8}  per table",
     ]
     for rule in rules:
         right, n, times = _rule_accuracy(ours, rule)
@@ -622,19 +646,19 @@ def candidate_report(outcomes: Sequence[Outcome]) -> str:
             r, m, _ = _rule_accuracy([o for o in ours if o.dataset == t], rule)
             per.append(f"{100 * r / m:5.1f}" if m else "    -")
         lines.append(
-            f"{rule:<22}{f'{right}/{n}':>9}{_pct(right, n):>8}{_quantile(times, 0.5):>10.1f}"
+            f"{rule:<30}{f'{right}/{n}':>9}{_pct(right, n):>8}{_quantile(times, 0.5):>10.1f}"
             f"{_quantile(times, 0.9):>8.1f}  " + " ".join(per)
         )
     # leave one table out: the tie-break order is chosen on the other tables only
-    lines.append("tie-break order chosen without the held-out table:")
+    lines.append("vote rule chosen without the held-out table (then scored on it):")
     held_right = held_n = 0
     for t in tables:
         train = [o for o in ours if o.dataset != t]
         test = [o for o in ours if o.dataset == t]
-        best = max(ORDERS, key=lambda r: _rule_accuracy(train, r)[0])
+        best = max(VOTE_RULES, key=lambda r: _rule_accuracy(train, r)[0])
         r, m, _ = _rule_accuracy(test, best)
         held_right, held_n = held_right + r, held_n + m
-        lines.append(f"  {_short(t, 26):<28}{best:<22}{_pct(r, m)}")
+        lines.append(f"  {_short(t, 26):<28}{best:<30}{_pct(r, m)}")
     lines.append(f"  held-out total: {held_right}/{held_n} {_pct(held_right, held_n)}")
     # grounding: do the columns named match the columns the grounded code uses?
     named = [c for o in ours for c in o.candidates if c["name"] == "grounded" and c.get("used")]
@@ -867,6 +891,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=["tables"],
         help="also print accuracy per table (leave-one-table-out folds): mean and spread",
     )
+    p.add_argument(
+        "--replay",
+        metavar="RULE",
+        help="with --summarize: score dataask as a vote rule would have answered, from the "
+        "ways recorded (e.g. 'chat', 'chat>grounded>line scalars')",
+    )
     p.add_argument("--out", type=Path, help="per-question JSONL (a .summary.txt goes beside it)")
     p.add_argument("--quiet", action="store_true", help="no per-question progress on stderr")
     p.add_argument(
@@ -896,7 +926,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summarize:
         done = read_outcomes(args.summarize)
         files = ", ".join(str(p) for p in args.summarize)
-        print(summarize(done, header=f"DataBench accuracy, re-scored from {files}\n"))
+        header = f"DataBench accuracy, re-scored from {files}"
+        if args.replay:
+            done = replay(done, args.replay)
+            header += f"\ndataask replayed with the vote rule {args.replay!r}"
+        print(summarize(done, header=header + "\n"))
         print("\n" + check_report(done))
         if args.folds:
             print("\n" + fold_report(done))
