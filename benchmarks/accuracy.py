@@ -53,7 +53,7 @@ for _p in (str(ROOT), str(HERE)):
 import pandas as pd  # noqa: E402
 from databench_score import ANSWER_TYPES, answer_string, default_compare  # noqa: E402
 
-from dataask_jupyter.candidates import MODES, columns_used  # noqa: E402
+from dataask_jupyter.candidates import MODES, PREFERENCE, columns_used  # noqa: E402
 from dataask_jupyter.checks import CHECKS, expect  # noqa: E402
 from dataask_jupyter.config import Ask  # noqa: E402
 from dataask_jupyter.llm import LLMClient  # noqa: E402
@@ -537,20 +537,19 @@ def check_report(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-ORDERS = {  # tie-break preferences a vote may use (the first named wins a tie)
-    "grounded>chat>line": ("grounded", "chat", "line"),
-    "chat>grounded>line": ("chat", "grounded", "line"),
-    "chat>line>grounded": ("chat", "line", "grounded"),
-    "line>chat>grounded": ("line", "chat", "grounded"),
-    "line>grounded>chat": ("line", "grounded", "chat"),
-    "grounded>line>chat": ("grounded", "line", "chat"),
-}
-
-
-ORDERS_FIRST = next(iter(ORDERS))
+ORDERS = [  # which ways vote, in the order that breaks a tie ("grounded" only where chat and
+    # line differ, as it would run lazily)
+    "line>chat",
+    "chat>line",
+    "line>chat>grounded",
+    "chat>line>grounded",
+    "chat>grounded>line",
+    "grounded>chat>line",
+]
 SCALARS = "scalars"  # a rule "<order> scalars" votes only where the wording does not expect
 # yes/no or a list (``checks.expect``); there the chat answer stands alone
 VOTE_RULES = [*ORDERS, *(f"{order} {SCALARS}" for order in ORDERS)]
+SHIPPED = ">".join(PREFERENCE[:2]) + f" {SCALARS}"  # what Ask.candidates = "vote" does
 
 
 def _cand(record: dict[str, Any]) -> Candidate:
@@ -569,9 +568,9 @@ def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
     """(answer string, seconds) a rule would have given, from the ways recorded for ``o``
     (None where a way it needs was not run).
 
-    Rules: a way's name alone ("chat", "line", "grounded"), or an ORDERS key: the vote as
-    ``Ask.candidates = "vote"`` runs it (the grounded way only where chat and line differ), so
-    a run with "vote" replays every tie-break order exactly, and one with "all" every rule.
+    Rules: a way's name alone ("chat", "line", "grounded"), or one of VOTE_RULES: the ways
+    named vote (``vote.choose``: answers failing the checks do not vote; ties by the order).
+    A run with ``--candidates all`` records every way, so every rule replays exactly.
     """
     recorded = {c["name"]: c for c in o.candidates}
     if rule in ("chat", "line", "grounded"):
@@ -579,19 +578,19 @@ def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
         return None if c is None else (c["answer"], float(c["seconds"]))
     if not {"chat", "line"} <= set(recorded):
         return None
-    rule, _, scope = rule.partition(" ")
+    order, _, scope = rule.partition(" ")
+    names = order.split(">")
     if scope == SCALARS and expect(o.question).kind in ("boolean", "list"):
         return recorded["chat"]["answer"], float(recorded["chat"]["seconds"])
     chat, line = _cand(recorded["chat"]), _cand(recorded["line"])
     tried = [chat, line]
     seconds = chat.seconds + line.seconds
-    if chat.key is None or chat.key != line.key:
+    if "grounded" in names and (chat.key is None or chat.key != line.key):
         if "grounded" not in recorded:
             return None
         tried.append(_cand(recorded["grounded"]))
         seconds += tried[-1].seconds
-    order = ORDERS[rule]
-    chosen = choose(sorted(tried, key=lambda c: order.index(c.name))).chosen
+    chosen = choose(sorted(tried, key=lambda c: names.index(c.name))).chosen
     return recorded[chosen.name]["answer"], seconds
 
 
@@ -629,7 +628,7 @@ def _rule_accuracy(outcomes: Sequence[Outcome], rule: str) -> tuple[int, int, li
 def candidate_report(outcomes: Sequence[Outcome]) -> str:
     """With every way recorded (--candidates all): each way alone, each vote rule, the
     vote rule chosen on the other tables for each held-out table, and the grounding."""
-    ours = [o for o in outcomes if o.system == "dataask" and simulate(o, ORDERS_FIRST) is not None]
+    ours = [o for o in outcomes if o.system == "dataask" and simulate(o, ORDERS[0]) is not None]
     if not ours:
         return ""
     tables = sorted({o.dataset for o in ours})
@@ -660,6 +659,8 @@ def candidate_report(outcomes: Sequence[Outcome]) -> str:
         held_right, held_n = held_right + r, held_n + m
         lines.append(f"  {_short(t, 26):<28}{best:<30}{_pct(r, m)}")
     lines.append(f"  held-out total: {held_right}/{held_n} {_pct(held_right, held_n)}")
+    right, n, _ = _rule_accuracy(ours, SHIPPED)
+    lines.append(f"shipped (Ask.candidates = vote): {SHIPPED}: {right}/{n} {_pct(right, n)}")
     # grounding: do the columns named match the columns the grounded code uses?
     named = [c for o in ours for c in o.candidates if c["name"] == "grounded" and c.get("used")]
     if named:

@@ -1,14 +1,15 @@
 """The candidates stage: answer a question more than one way and keep what most ways agree on.
 
 The first candidate is the chat answer (with its repairs and result checks). Where its value is
-one that can be compared (a scalar, a yes/no, a short list), a second candidate answers in one
-line: the question as the docstring of a function over ``df`` with its column names, completed
-by the LLM after ``return``. Only where those two disagree does a third one run: the LLM first
-names the columns the question needs (checked against the real names, with the columns whose
-values the question quotes), then writes code with those columns put before the question. The
-vote (:mod:`dataask_jupyter.vote`) chooses. Every prompt starts with a prefix the server has
-seen before (the chat prompt's system message, or the one-line prompt's column list), so its
-cache serves the extra calls.
+one that can be compared (a number, a label, a date) and the wording asks for neither yes/no nor
+a list, a second candidate answers in one line: the question as the docstring of a function over
+``df`` with its column names, completed by the LLM after ``return``. The vote
+(:mod:`dataask_jupyter.vote`) chooses: answers that fail the result checks do not vote, and a
+tie goes to the one-line answer. Mode "all" also runs a column-grounded candidate (the LLM names
+the columns the question needs, checked against the real names and the values the question
+quotes, then writes code with them put before the question) on every question, to measure it:
+on the DataBench dev tables it did not gain, so the vote leaves it out. Each extra prompt starts
+with a prefix the server has seen before, so its cache serves it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pandas as pd
 from dataask_jupyter import attempts
 from dataask_jupyter.attempts import Emit, Misfit, Ok, Task
 from dataask_jupyter.checks.hints import norm
-from dataask_jupyter.checks.wording import CHART
+from dataask_jupyter.checks.wording import CHART, expect
 from dataask_jupyter.errors import CancelledError, DataaskError
 from dataask_jupyter.llm import Completion
 from dataask_jupyter.vote import Candidate, Tally, canonical, choose
@@ -39,11 +40,12 @@ __all__ = [
     "grounded_messages",
     "line_code",
     "line_prompt",
+    "preferred",
     "second_opinions",
     "votes_on",
 ]
 
-#: ``Ask.candidates``: one answer; a vote where candidates disagree; every candidate every time.
+#: ``Ask.candidates``: one answer; chat and one-line answers vote; every way every time.
 MODES = ("single", "vote", "all")
 LINE_MAX_TOKENS = 128
 GROUND_MAX_TOKENS = 64
@@ -285,10 +287,13 @@ def _trying(c: Candidate) -> Iterator[None]:
         c.seconds = time.perf_counter() - started
 
 
-def votes_on(first: Candidate, question: str) -> bool:
-    """Whether the candidates vote on a question: not one asking for a chart, and the chat
-    answer either failed or is a value that can be compared (not a long table)."""
+def votes_on(first: Candidate, question: str, mode: str = "vote") -> bool:
+    """Whether other ways answer a question too: the chat answer failed or is a value that can
+    be compared (not a chart, not a long table), and (except in mode "all") the wording asks
+    for neither yes/no nor a list, where the chat answer alone measured best."""
     if CHART.search(question):
+        return False
+    if mode != "all" and expect(question).kind in ("boolean", "list"):
         return False
     return first.error is not None or canonical(first.value) is not None
 
@@ -309,22 +314,25 @@ def second_opinions(
 ) -> tuple[Tally, list[Candidate]]:
     """The chosen answer and every candidate tried, starting from the chat answer ``first``.
 
-    ``mode`` "vote": the one-line candidate, then the grounded one only where the first two
-    disagree; "all": both always (to measure each). The sandbox's ``prev`` is left at ``prev``;
-    the caller sets it to the chosen value.
+    ``mode`` "vote": the one-line candidate; "all": the grounded one too (to measure each way).
+    The sandbox's ``prev`` is left at ``prev``; the caller sets it to the chosen value.
     """
     asker = _Asker(task, llm, runner, prev, emit, count, cancel)
     tried = [first, asker.line(prev_summary)]
-    if mode == "all" or tried[0].key is None or tried[0].key != tried[1].key:
+    if mode == "all":
         tried.append(asker.grounded(messages))
     runner.set_prev(prev)
-    tally = choose(_preference(tried))
-    if len(tried) > 1:
-        emit("stage", f"{tally.agree} of {len(tried)} ways of answering agree")
+    tally = choose(preferred(tried))
+    if tally.chosen is not first and first.misfit is None and first.key == tally.chosen.key:
+        tally = Tally(first, tally.agree, tally.voters)  # same answer: show the chat code
+    emit("stage", f"{tally.agree} of {len(tried)} ways of answering agree")
     return tally, tried
 
 
-def _preference(tried: list[Candidate]) -> list[Candidate]:
-    """The order in which ties are broken: the grounded answer, the chat answer, the line."""
-    order = {"grounded": 0, "chat": 1, "line": 2}
-    return sorted(tried, key=lambda c: order.get(c.name, 9))
+#: The order in which ties are broken (chosen on held-out tables: benchmarks/accuracy.py).
+PREFERENCE = ("line", "chat", "grounded")
+
+
+def preferred(tried: Sequence[Candidate]) -> list[Candidate]:
+    """``tried`` in the order of :data:`PREFERENCE`."""
+    return sorted(tried, key=lambda c: PREFERENCE.index(c.name) if c.name in PREFERENCE else 9)

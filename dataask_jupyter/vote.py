@@ -133,27 +133,22 @@ def canonical(value: Any) -> Key | None:
 def choose(candidates: Sequence[Candidate]) -> Tally:
     """The answer most candidates agree on.
 
-    Ties go to the group whose members pass the result checks, then to the group holding the
-    earliest candidate (the order given is the order of preference). With no comparable answer
-    at all, the first candidate without an error is chosen (else the first).
+    Only answers that pass the result checks vote, unless none does. Ties go to the group
+    holding the earliest candidate (the order given is the order of preference). With no
+    comparable answer at all, the first candidate without an error is chosen (else the first).
     """
     if not candidates:
         raise ValueError("no candidates")
+    fits = [c.misfit is None and c.key is not None for c in candidates]
     groups: dict[Key, list[int]] = {}
     for i, c in enumerate(candidates):
         key = c.key
-        if key is not None:
+        if key is not None and (fits[i] or not any(fits)):
             groups.setdefault(key, []).append(i)
     voters = sum(len(g) for g in groups.values())
     if not groups:
         fallback = next((c for c in candidates if c.error is None), candidates[0])
         return Tally(fallback, 1 if fallback.error is None else 0, 0)
 
-    def rank(members: list[int]) -> tuple[int, int, int]:
-        fits = sum(candidates[i].misfit is None for i in members)
-        return (-len(members), -fits, min(members))
-
-    best = min(groups.values(), key=rank)
-    # within the group: the first that fits the checks, else the first
-    pick = next((i for i in best if candidates[i].misfit is None), best[0])
-    return Tally(candidates[pick], len(best), voters)
+    best = min(groups.values(), key=lambda members: (-len(members), min(members)))
+    return Tally(candidates[best[0]], len(best), voters)
