@@ -466,8 +466,8 @@ class Session:
         prev: Any,
         events: _Events,
     ) -> None:
-        """Answer the question other ways too and keep what most ways agree on."""
-        events.attempt = len(answer.attempts) + 1
+        """Answer the question other ways too and keep what most ways agree on (their events
+        keep the attempt number: they are not repairs)."""
         tally, answer.candidates = candidates.second_opinions(
             first,
             mode=mode,

@@ -185,8 +185,10 @@ def _truth() -> pd.DataFrame:
 def test_agreeing_candidates_cost_one_extra_call(voting: dataask.Session, llm: ScriptedLLM) -> None:
     llm.on("how many orders", "result = len(df)")
     llm.on_line("how many orders", "df.shape[0]")
-    stages: list[str] = []
-    a = voting.ask("How many orders are there?", on_event=lambda e: stages.append(e.text))
+    events: list[dataask.Event] = []
+    a = voting.ask("How many orders are there?", on_event=events.append)
+    stages = [e.text for e in events]
+    assert {e.attempt for e in events if e.kind != "answer"} == {1}  # other ways are no repairs
     assert a.error is None and a.value == len(_truth())
     assert _paths(llm) == ["chat", "text"]
     assert [c.name for c in a.candidates] == ["chat", "line"]
