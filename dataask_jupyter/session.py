@@ -451,6 +451,8 @@ class Session:
     def _candidates_mode(self) -> str:
         """``Ask.candidates``, with "auto" settled: a vote on the embedded local model."""
         mode = self.settings.candidates
+        if not hasattr(self.llm, "complete_text"):  # an injected client with chat only
+            return "single"
         if mode != "auto":
             return mode
         endpoint = getattr(self.llm, "endpoint", None)

@@ -270,6 +270,21 @@ def test_the_vote_keeps_the_majority_and_builds_the_next_prev_on_it() -> None:
     assert llm.calls[3][-1]["content"].startswith('Columns this question needs: "revenue".')
 
 
+def test_an_injected_chat_only_client_answers_once_even_when_asked_to_vote() -> None:
+    class ChatOnly:
+        def __init__(self) -> None:
+            self.inner = FakeLLM('result = df["revenue"].sum()')
+
+        def complete(self, messages: list[dict[str, str]], **kw: Any) -> Completion:
+            return self.inner.complete(messages, **kw)
+
+    runner = FakeRunner({'result = df["revenue"].sum()': ok(35.0)})
+    s = Session(llm=ChatOnly(), runner=runner, candidates="vote")  # type: ignore[arg-type]
+    s.load(FRAME, name="sales")
+    a = s.ask("What is the total revenue?")
+    assert a.value == 35.0 and a.candidates == []
+
+
 def test_cancel_while_the_other_ways_answer_is_a_cancelled_answer() -> None:
     llm = FakeLLM('result = df["revenue"].sum()', CancelledError("cancelled"), "result = 2")
     runner = FakeRunner({'result = df["revenue"].sum()': ok(35.0), "result = 2": ok(2)})
