@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from dataask_jupyter.uploads import ACCEPT
 from tests.panel_kernel import PanelClient, kernel, run
 from tests.scripted_llm import ScriptedLLM
 
@@ -48,7 +49,7 @@ def panel(kc: Any) -> PanelClient:
     hello = client.open()
     assert hello is not None and hello["ok"]
     assert hello["state"]["datasets"] == [] and hello["turns"] == []
-    assert hello["state"]["upload"]["accept"] == [".csv", ".xls", ".xlsx"]
+    assert hello["state"]["upload"]["accept"] == list(ACCEPT)  # as %ask upload
     return client
 
 
@@ -78,7 +79,10 @@ def test_upload_loads_through_the_session_and_bad_files_leave_the_rest(panel: Pa
     assert not broken["ok"] and "broken.csv looks like a PDF document" in broken["error"]
     assert "dataask-panel-" not in broken["error"]  # the user's file name, not our temp path
     refused = panel.request("upload-begin", name="notes.txt", size=10)
-    assert not refused["ok"] and "only .csv, .xls, .xlsx files" in refused["error"]
+    assert (
+        not refused["ok"]
+        and "only .csv, .tsv, .xlsx, .xlsm, .xlsb, .xls, .ods, .parquet files" in refused["error"]
+    )
 
     latest = [m for m in panel.pushes if m["type"] == "state"][-1]["state"]
     assert [d["name"] for d in latest["datasets"]] == ["sales"]
@@ -94,7 +98,7 @@ def test_upload_cap_is_the_sessions(kc: Any, panel: PanelClient) -> None:
     run(kc, "%config Ask.max_upload_bytes = 1000")
     try:
         refused = panel.request("upload-begin", name="big.csv", size=5000)
-        assert not refused["ok"] and "over the 1000 bytes upload cap" in refused["error"]
+        assert not refused["ok"] and "over the 1,000 bytes upload cap" in refused["error"]
     finally:
         run(kc, "%config Ask.max_upload_bytes = 268435456")
 

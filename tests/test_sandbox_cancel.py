@@ -6,13 +6,11 @@ event) or as a KeyboardInterrupt (SIGINT to this process, as the kernel's stop b
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,6 +19,7 @@ from dataask_jupyter.config import Ask
 from dataask_jupyter.errors import CancelledError
 from dataask_jupyter.sandbox import Sandbox
 from dataask_sandbox import protocol
+from tests.sandbox_freeze import freeze
 
 SLOW = "import time\nfor _ in range(600):\n    time.sleep(0.05)\nresult = 1"
 
@@ -76,7 +75,7 @@ def test_server_that_does_not_answer_the_cancel_is_replaced(sb: Sandbox) -> None
     assert sb.run("result = 10", "t").ok  # (prev stays 10)
     backend = sb.backend
     assert backend is not None
-    _freeze(backend)  # the server will not answer the cancel
+    freeze(backend)  # the server will not answer the cancel
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
     started = time.monotonic()
@@ -93,32 +92,3 @@ def test_cancel_notice_while_idle_is_ignored(sb: Sandbox) -> None:
     time.sleep(0.2)
     assert sb.running  # nothing came back: the link is in step
     healthy(sb)
-
-
-def _freeze(backend: object) -> None:
-    """Stop the server's processes (the container, or the local process tree)."""
-    import subprocess
-
-    container = getattr(backend, "container", None)
-    if container is not None:
-        subprocess.run(["docker", "pause", container.id], check=True, capture_output=True)
-        return
-    proc = getattr(backend, "proc", None)
-    assert proc is not None
-    family = {proc.pid}
-    grew = True
-    while grew:
-        grew = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) in family:
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) in family:
-                family.add(int(entry))
-                grew = True
-    for pid in family:
-        with contextlib.suppress(ProcessLookupError):  # e.g. a spare run's process replaced
-            os.kill(pid, signal.SIGSTOP)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 import dataask
 from dataask_jupyter.errors import DataaskError, DatasetNotFoundError
+from tests.sandbox_freeze import freeze
 from tests.scripted_llm import ScriptedLLM
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "data" / "sales.xlsx"
@@ -182,7 +182,7 @@ def test_server_that_hangs_is_replaced(
     assert session.ask("count").value == 4000
     backend = session.sandbox.backend
     assert backend is not None
-    _freeze(backend)
+    freeze(backend)
     a = session.ask("count again")
     if a.error is not None:  # noticed mid-question: killed after exec_timeout + grace
         assert "Ask.exec_timeout" in a.error and "restarted" in a.error
@@ -190,35 +190,6 @@ def test_server_that_hangs_is_replaced(
         assert a.value == 4000
     assert session.ask("count").value == 4000
     assert session.sandbox.restarts == 1
-
-
-def _freeze(backend: object) -> None:
-    """SIGSTOP the sandbox server (the process, or the container's processes)."""
-    import signal
-    import subprocess
-
-    container = getattr(backend, "container", None)
-    if container is not None:
-        subprocess.run(["docker", "pause", container.id], check=True, capture_output=True)
-        return
-    proc = getattr(backend, "proc", None)
-    assert proc is not None
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    family, grew = {proc.pid}, True
-    while grew:
-        more = {pid for pid, ppid in parents.items() if ppid in family} - family
-        family |= more
-        grew = bool(more)
-    for pid in family:
-        with contextlib.suppress(ProcessLookupError):  # a run child reaped since the scan
-            os.kill(pid, signal.SIGSTOP)
 
 
 def test_sandbox_killed_from_outside(

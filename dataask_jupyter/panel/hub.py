@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from dataask_jupyter.errors import DataaskError
 from dataask_jupyter.panel import views
 from dataask_jupyter.panel.pages import Pager
-from dataask_jupyter.panel.uploads import ACCEPT, Uploads, upload_cap
+from dataask_jupyter.panel.uploads import Uploads
+from dataask_jupyter.uploads import ACCEPT, upload_cap
 
 if TYPE_CHECKING:
     from dataask_jupyter.session import Answer, Session

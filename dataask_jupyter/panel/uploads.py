@@ -1,8 +1,7 @@
 """Files uploaded from the side panel: checked, received in chunks, then loaded by the Session.
 
-The checks and the cap are those of ``%ask upload``: only .csv/.xls/.xlsx, at most
-``Ask.max_upload_bytes`` (or ``Ask.max_file_bytes`` when that is smaller). The bytes go to a
-private temporary folder; ``Session.load`` then reads them with the same validation as
+The checks and the cap are those of ``%ask upload`` (:mod:`dataask_jupyter.uploads`). The bytes
+go to a private temporary folder; ``Session.load`` then reads them with the same validation as
 ``%ask load``.
 """
 
@@ -13,56 +12,10 @@ import shutil
 import tempfile
 import uuid
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
 from dataask_jupyter.errors import DataaskError
-
-ACCEPT = (".csv", ".xls", ".xlsx")
-
-
-def human_size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-def upload_cap(settings: Any) -> int:
-    """The largest file an upload accepts, in bytes."""
-    cap = int(getattr(settings, "max_upload_bytes", 0) or 0) or int(settings.max_file_bytes)
-    return min(cap, int(settings.max_file_bytes))
-
-
-def refusal(name: str, size: int, cap: int) -> str | None:
-    """Why a file of this name and size is refused, or None."""
-    if Path(name).suffix.lower() not in ACCEPT:
-        return f"{name}: only {', '.join(ACCEPT)} files can be uploaded here"
-    if size < 0:
-        return f"{name}: the browser sent no file size"
-    if size > cap:
-        return (
-            f"{name} is {human_size(size)}, over the {human_size(cap)} upload cap; "
-            "load it from disk with %ask load PATH, or raise Ask.max_upload_bytes"
-        )
-    return None
-
-
-def safe_name(name: str) -> str:
-    base = os.path.basename(str(name).replace("\\", "/")).strip().lstrip(".")
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in base)
-    return cleaned[:120] or "upload"
-
-
-@dataclass
-class _Incoming:
-    name: str
-    path: Path
-    size: int
-    handle: IO[bytes]
-    received: int = 0
+from dataask_jupyter.uploads import Incoming, refusal, safe_name
 
 
 class Uploads:
@@ -71,7 +24,7 @@ class Uploads:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="dataask-panel-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.folder), True)
-        self._incoming: dict[str, _Incoming] = {}
+        self._incoming: dict[str, Incoming] = {}
 
     def begin(self, name: str, size: int, cap: int) -> str:
         """Start receiving ``name``; returns the upload id (``DataaskError`` if refused)."""
@@ -83,7 +36,7 @@ class Uploads:
         folder = self.folder / uid
         folder.mkdir()
         path = folder / safe_name(shown)
-        self._incoming[uid] = _Incoming(shown, path, size, open(path, "wb"))  # noqa: SIM115
+        self._incoming[uid] = Incoming(shown, path, size, open(path, "wb"))  # noqa: SIM115
         return uid
 
     def chunk(self, uid: str, offset: int, data: bytes) -> int:
@@ -118,7 +71,7 @@ class Uploads:
             inc.handle.close()
             inc.path.unlink(missing_ok=True)
 
-    def _get(self, uid: str) -> _Incoming:
+    def _get(self, uid: str) -> Incoming:
         inc = self._incoming.get(uid)
         if inc is None:
             raise DataaskError("no such upload (it was cut short or already finished)")

@@ -15,9 +15,8 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import ipywidgets as w
@@ -25,30 +24,15 @@ import pandas as pd
 import traitlets as t
 
 from dataask_jupyter import profile
+from dataask_jupyter.uploads import ACCEPT, Incoming, refusal, safe_name, upload_cap
 from dataask_jupyter.values import human_size
 from dataask_jupyter.widgets.table import DataTable, asset
 
 if TYPE_CHECKING:
     from dataask_jupyter.session import Dataset, Session
 
-ACCEPT = (".csv", ".tsv", ".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".parquet")
 DEFAULT_MAX_UPLOAD = 256 << 20
 CHUNK_BYTES = 1 << 20
-
-
-def _safe_name(name: str) -> str:
-    base = os.path.basename(str(name).replace("\\", "/")).strip().lstrip(".")
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in base)
-    return cleaned[:120] or "upload"
-
-
-@dataclass
-class _Incoming:
-    name: str
-    path: Path
-    size: int
-    handle: IO[bytes]
-    received: int = 0
 
 
 class FilePicker(anywidget.AnyWidget):
@@ -78,7 +62,7 @@ class FilePicker(anywidget.AnyWidget):
         self.folder = Path(folder)
         self._on_file = on_file
         self._on_refused = on_refused
-        self._incoming: dict[str, _Incoming] = {}
+        self._incoming: dict[str, Incoming] = {}
         self.on_msg(self._on_msg)
 
     def _reply(self, **content: Any) -> None:
@@ -86,16 +70,8 @@ class FilePicker(anywidget.AnyWidget):
 
     def check(self, name: str, size: int) -> str | None:
         """Why a file of this name and size is refused, or None."""
-        suffix = Path(name).suffix.lower()
         allowed = [s.strip().lower() for s in self.accept.split(",") if s.strip()]
-        if suffix not in allowed:
-            return f"{name}: only {', '.join(allowed)} files can be uploaded here"
-        if size > self.max_bytes:
-            return (
-                f"{name} is {human_size(size)}, over the {human_size(self.max_bytes)} upload cap; "
-                "load it from disk with %ask load PATH, or raise Ask.max_upload_bytes"
-            )
-        return None
+        return refusal(name, size, self.max_bytes, allowed)
 
     def _on_msg(self, _widget: Any, content: Any, buffers: Any) -> None:
         if not isinstance(content, dict):
@@ -121,8 +97,8 @@ class FilePicker(anywidget.AnyWidget):
             self._reply(type="refused", id=fid, message=problem)
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / _safe_name(display)
-        self._incoming[fid] = _Incoming(display, path, size, open(path, "wb"))  # noqa: SIM115
+        path = self.folder / safe_name(display)
+        self._incoming[fid] = Incoming(display, path, size, open(path, "wb"))  # noqa: SIM115
         self.busy = True
         self._reply(type="ready", id=fid)
 
@@ -306,8 +282,7 @@ class UploadBox(w.VBox):
     def __init__(self, session: Session, *, max_bytes: int | None = None) -> None:
         self.session = session
         settings = session.settings
-        cap = max_bytes or int(getattr(settings, "max_upload_bytes", 0) or 0)
-        cap = cap or min(int(settings.max_file_bytes), DEFAULT_MAX_UPLOAD)
+        cap = max_bytes or upload_cap(settings)
         self.folder = Path(tempfile.mkdtemp(prefix="dataask-upload-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.folder), True)
         self.picker = FilePicker(self.folder, self._load, self._refused, max_bytes=cap)
@@ -331,7 +306,7 @@ class UploadBox(w.VBox):
         if problem:
             self._refused(name, problem)
             return False
-        path = self.folder / _safe_name(name)
+        path = self.folder / safe_name(name)
         path.write_bytes(data)
         ok, _message = self._load(name, path)
         return ok

@@ -71,7 +71,7 @@ export class DataaskPanel extends Widget {
     const drop = h(
       'div',
       { class: 'dataask-drop', role: 'button', tabindex: '0', 'aria-label': 'Upload data files: drop them here or press to choose' },
-      'Drop CSV, XLS or XLSX files here, or ',
+      'Drop CSV, Excel, ODS or parquet files here, or ',
       h('span', { class: 'dataask-link' }, 'choose files')
     );
     drop.addEventListener('click', () => this.fileInput.click());
