@@ -97,7 +97,10 @@ def _scalar_text_number(text: str) -> str | None:
 
 
 def _values(value: Any) -> list[Any] | None:
-    """The values of a list-like answer, or None for a scalar."""
+    """The values of a list-like answer, or None for a scalar; a long one is cut just past
+    MAX_VOTING_VALUES (it will not vote, and a million rows are never copied to find that)."""
+    if isinstance(value, pd.DataFrame | pd.Series | pd.Index | np.ndarray):
+        value = value[: MAX_VOTING_VALUES + 1]
     if isinstance(value, pd.DataFrame):
         if value.shape[1] == 0:
             return []
