@@ -537,19 +537,30 @@ def check_report(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-ORDERS = [  # which ways vote, in the order that breaks a tie ("grounded" only where chat and
-    # line differ, as it would run lazily)
+WAYS = ("chat", "line", "described", "grounded")
+LATER = ("described", "grounded")  # ways that join only where chat and line differ (as the
+# vote runs them lazily; ``--candidates all`` records them everywhere)
+ORDERS = [  # which ways vote, in the order that breaks a tie
     "line>chat",
     "chat>line",
-    "line>chat>grounded",
-    "chat>line>grounded",
-    "chat>grounded>line",
-    "grounded>chat>line",
+    *(
+        order
+        for later in LATER
+        for order in (
+            f"line>chat>{later}",
+            f"chat>line>{later}",
+            f"line>{later}>chat",
+            f"{later}>line>chat",
+            f"chat>{later}>line",
+            f"{later}>chat>line",
+        )
+    ),
 ]
 SCALARS = "scalars"  # a rule "<order> scalars" votes only where the wording does not expect
 # yes/no or a list (``checks.expect``); there the chat answer stands alone
 VOTE_RULES = [*ORDERS, *(f"{order} {SCALARS}" for order in ORDERS)]
-SHIPPED = ">".join(PREFERENCE[:2]) + f" {SCALARS}"  # what Ask.candidates = "vote" does
+# what Ask.candidates = "vote" does
+SHIPPED = ">".join(w for w in PREFERENCE if w != "grounded") + f" {SCALARS}"
 
 
 def _cand(record: dict[str, Any]) -> Candidate:
@@ -573,7 +584,7 @@ def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
     A run with ``--candidates all`` records every way, so every rule replays exactly.
     """
     recorded = {c["name"]: c for c in o.candidates}
-    if rule in ("chat", "line", "grounded"):
+    if rule in WAYS:
         c = recorded.get(rule)
         return None if c is None else (c["answer"], float(c["seconds"]))
     if not {"chat", "line"} <= set(recorded):
@@ -585,11 +596,12 @@ def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
     chat, line = _cand(recorded["chat"]), _cand(recorded["line"])
     tried = [chat, line]
     seconds = chat.seconds + line.seconds
-    if "grounded" in names and (chat.key is None or chat.key != line.key):
-        if "grounded" not in recorded:
-            return None
-        tried.append(_cand(recorded["grounded"]))
-        seconds += tried[-1].seconds
+    for later in (n for n in names if n in LATER):
+        if chat.key is None or chat.key != line.key:
+            if later not in recorded:
+                return None
+            tried.append(_cand(recorded[later]))
+            seconds += tried[-1].seconds
     chosen = choose(sorted(tried, key=lambda c: names.index(c.name))).chosen
     return recorded[chosen.name]["answer"], seconds
 
@@ -597,10 +609,8 @@ def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
 def replay(outcomes: Sequence[Outcome], rule: str) -> list[Outcome]:
     """The outcomes with dataask's answers (and seconds) as ``rule`` would have given them;
     questions the rule cannot replay keep their answers."""
-    if rule not in VOTE_RULES and rule not in ("chat", "line", "grounded"):
-        raise SystemExit(
-            f"unknown rule {rule!r}; known: chat, line, grounded, {', '.join(VOTE_RULES)}"
-        )
+    if rule not in VOTE_RULES and rule not in WAYS:
+        raise SystemExit(f"unknown rule {rule!r}; known: {', '.join([*WAYS, *VOTE_RULES])}")
     out = []
     for o in outcomes:
         got = simulate(o, rule) if o.system == "dataask" else None
@@ -632,7 +642,7 @@ def candidate_report(outcomes: Sequence[Outcome]) -> str:
     if not ours:
         return ""
     tables = sorted({o.dataset for o in ours})
-    rules = ["chat", "line", "grounded", *VOTE_RULES]
+    rules = [*WAYS, *VOTE_RULES]
     lines = [
         f"ways of answering and vote rules ({len(ours)} questions; a way alone is scored where "
         "it ran)",
@@ -654,7 +664,9 @@ def candidate_report(outcomes: Sequence[Outcome]) -> str:
     for t in tables:
         train = [o for o in ours if o.dataset != t]
         test = [o for o in ours if o.dataset == t]
-        best = max(VOTE_RULES, key=lambda r: _rule_accuracy(train, r)[0])
+        # only rules that replay on every training question (their ways were all recorded)
+        whole = [r for r in VOTE_RULES if _rule_accuracy(train, r)[1] == len(train)]
+        best = max(whole or VOTE_RULES, key=lambda r: _rule_accuracy(train, r)[0])
         r, m, _ = _rule_accuracy(test, best)
         held_right, held_n = held_right + r, held_n + m
         lines.append(f"  {_short(t, 26):<28}{best:<30}{_pct(r, m)}")

@@ -57,7 +57,7 @@ LINE_HEAD = """\
 # The answer is True/False, one value from the table (a number or a label), or a list of values.
 import pandas as pd
 import numpy as np
-
+{table}
 def example(df: pd.DataFrame):
     \"\"\"Returns the answer to the question: How many rows are there in the dataframe?\"\"\"
     df.columns = {columns}
@@ -73,14 +73,21 @@ one per line, nothing else."""
 Count = Callable[[Completion], None]
 
 
-def line_prompt(question: str, columns: Sequence[Any], prev: str | None = None) -> str:
-    """The one-line prompt: an example function, then the question's function up to ``return``.
+def line_prompt(
+    question: str, columns: Sequence[Any], prev: str | None = None, table: str | None = None
+) -> str:
+    """The one-line prompt: an example function, then the question's function up to ``return``;
+    with ``table`` (the dataset's description from the chat prompt), that description first, as
+    comments.
 
-    Everything before the question depends only on the columns, so it is a cached prefix.
+    Everything before the question depends only on the table, so it is a cached prefix.
     """
     cols = repr([str(c) for c in columns])
     q = " ".join(question.split()).replace('"""', "'''")
-    head = LINE_HEAD.format(columns=cols)
+    described = ""
+    if table:
+        described = "\n# The table df:\n" + "".join(f"# {ln}\n" for ln in table.splitlines())
+    head = LINE_HEAD.format(columns=cols, table=described)
     if prev is None:
         return head + (
             f'\ndef answer(df: pd.DataFrame):\n    """Returns the answer to the question: {q}"""\n'
@@ -240,11 +247,18 @@ class _Asker:
             candidate.error = outcome.error
         return candidate
 
-    def line(self, prev_summary: str | None) -> Candidate:
-        c = Candidate("line")
-        self.emit("stage", "answering a second way: in one line")
+    def line(self, prev_summary: str | None, table: str | None = None) -> Candidate:
+        """The one-line answer; with ``table``, the "described" one (the table described first)."""
+        c = Candidate("described" if table else "line")
+        self.emit(
+            "stage",
+            "the answers differ: answering in one line from the table's description"
+            if table
+            else "answering a second way: in one line",
+        )
         with _trying(c):
-            prompt = line_prompt(self.task.question, list(self.task.frame.columns), prev_summary)
+            columns = list(self.task.frame.columns)
+            prompt = line_prompt(self.task.question, columns, prev_summary, table)
             reply = self.llm.complete_text(
                 prompt, max_tokens=LINE_MAX_TOKENS, stop=["\n"], cancel=self.cancel
             )
@@ -308,20 +322,24 @@ def second_opinions(
     runner: attempts.Runner,
     prev: Any,
     prev_summary: str | None,
+    table: str,
     emit: Emit,
     count: Count,
     cancel: threading.Event | None = None,
 ) -> tuple[Tally, list[Candidate]]:
     """The chosen answer and every candidate tried, starting from the chat answer ``first``.
 
-    ``mode`` "vote": the one-line candidate; "all": the grounded one too (to measure each way).
-    The sandbox's ``prev`` is left at ``prev``; the caller sets it to the chosen value.
+    ``mode`` "vote": the one-line candidate, and where it and the chat answer differ, the
+    described one (``table`` is the dataset's description); "all": every way, the grounded one
+    too (to measure each way). The caller sets the sandbox's ``prev`` to the chosen value.
     """
     asker = _Asker(task, llm, runner, prev, emit, count, cancel)
-    tried = [first, asker.line(prev_summary)]
+    line = asker.line(prev_summary)
+    tried = [first, line]
+    if mode == "all" or first.key is None or first.key != line.key:
+        tried.append(asker.line(prev_summary, table))
     if mode == "all":
         tried.append(asker.grounded(messages))
-    runner.set_prev(prev)
     tally = choose(preferred(tried))
     if tally.chosen is not first and first.misfit is None and first.key == tally.chosen.key:
         tally = Tally(first, tally.agree, tally.voters)  # same answer: show the chat code
@@ -330,7 +348,7 @@ def second_opinions(
 
 
 #: The order in which ties are broken (chosen on held-out tables: benchmarks/accuracy.py).
-PREFERENCE = ("line", "chat", "grounded")
+PREFERENCE = ("line", "chat", "described", "grounded")
 
 
 def preferred(tried: Sequence[Candidate]) -> list[Candidate]:

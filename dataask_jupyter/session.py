@@ -479,6 +479,7 @@ class Session:
             runner=self.sandbox,
             prev=prev,
             prev_summary=None if prev is None else results.summarize(prev),
+            table=self._described(self.datasets[task.dataset]),
             emit=events,
             count=lambda reply: _count(answer, reply),
             cancel=self._cancel,
@@ -494,6 +495,19 @@ class Session:
                 f"{tally.agree} of {len(answer.candidates)} ways of answering gave this answer"
             )
         self.sandbox.set_prev(chosen.value)
+
+    def _described(self, ds: Dataset) -> str:
+        """The dataset's description as the chat prompt carries it (cached by ``Profiles``)."""
+        s = self.settings
+        return self._profiles.describe(
+            ds.frame,
+            ds.name,
+            ds.notes,
+            brief=False,
+            max_columns=s.profile_max_columns,
+            max_chars=s.profile_max_chars,
+            values=s.send_samples,
+        )
 
     def _messages(self, ds: Dataset, task: Task) -> list[dict[str, str]]:
         s = self.settings

@@ -50,7 +50,7 @@ class ScriptedLLM:
     faults: deque[Fault] = field(default_factory=deque)
     default_reply: str = "result = None"
     # one-line completions (POST /completions): (pattern on the question, the expression)
-    line_rules: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+    line_rules: list[tuple[re.Pattern[str], str, str | None]] = field(default_factory=list)
     default_line: str = "None"
     completions: bool = True  # False: /completions answers 404, as chat-only endpoints do
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,16 +62,17 @@ class ScriptedLLM:
         self.rules.insert(0, Rule(re.compile(pattern, re.I | re.S), list(replies), raw))
         return self
 
-    def on_line(self, pattern: str, expression: str) -> ScriptedLLM:
-        """Complete one-line prompts whose question matches ``pattern`` with ``expression``."""
-        self.line_rules.insert(0, (re.compile(pattern, re.I | re.S), expression))
+    def on_line(self, pattern: str, expression: str, *, within: str | None = None) -> ScriptedLLM:
+        """Complete one-line prompts whose question matches ``pattern`` (and whose whole prompt
+        contains ``within``, if given) with ``expression``."""
+        self.line_rules.insert(0, (re.compile(pattern, re.I | re.S), expression, within))
         return self
 
     def line_reply(self, prompt: str) -> str:
         asked = re.findall(r'Returns the answer to the question: (.*?)(?:"""|\n)', prompt)
         question = asked[-1] if asked else prompt
-        for pattern, expression in self.line_rules:
-            if pattern.search(question):
+        for pattern, expression, within in self.line_rules:
+            if pattern.search(question) and (within is None or within in prompt):
                 return " " + expression
         return " " + self.default_line
 

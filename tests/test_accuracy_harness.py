@@ -340,15 +340,23 @@ def test_every_way_recorded_and_vote_rules_replayed(
     )
     llm.on("Columns this question needs: .*Is the highest", "result = bool(df['price'].min() < 10)")
     llm.on("Which columns of df", "price\ncity\nitem", raw=True)
+    described = {  # the one-line prompt with the table described: right, wrong, -, wrong
+        "How many rows": "len(df)",
+        "Which city": "df.loc[df['price'].idxmax(), 'city']",
+        "Is the highest price": "df['price'].max() > 10",
+        "List the 2 cheapest": "df['item'].tolist()[:1]",
+    }
+    for question, expression in described.items():
+        llm.on_line(question, expression, within="# The table df:")
     out = tmp_path / "all.jsonl"
     qa = _qa_folder(tmp_path / "qa", QA[:4])
     args = ["--qa", str(qa), "--no-baseline", "--candidates", "all", "--out", str(out)]
     assert accuracy.main([*args, *_endpoint_args(llm)]) == 0
     printed = capsys.readouterr().out
     rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
-    assert [c["name"] for c in rows["0"]["candidates"]] == ["chat", "line", "grounded"]
-    assert [c["answer"] for c in rows["0"]["candidates"]] == ["6", "3", "6"]
-    assert rows["0"]["candidates"][2]["named"] == ["price", "city", "item"]
+    assert [c["name"] for c in rows["0"]["candidates"]] == ["chat", "line", "described", "grounded"]
+    assert [c["answer"] for c in rows["0"]["candidates"]] == ["6", "3", "6", "6"]
+    assert rows["0"]["candidates"][3]["named"] == ["price", "city", "item"]
     assert rows["2"]["candidates"][1]["used"] == ["city"]
     assert [rows[str(i)]["ok"] for i in range(3)] == [True, True, True]  # by a majority
 
@@ -356,6 +364,10 @@ def test_every_way_recorded_and_vote_rules_replayed(
     assert lines["chat"].split()[0:2] == ["3/4", "75.0%"]
     assert lines["line"].split()[0:2] == ["2/4", "50.0%"]
     assert lines["grounded"].split()[0:2] == ["3/4", "75.0%"]
+    assert lines["described"].split()[0:2] == ["2/4", "50.0%"]
+    # described joins where chat and line differ: it sides with chat on the rows (right) and
+    # on the city (wrong); on the cheapest items it and line fail the checks, so chat stands
+    assert lines["line>chat>described"].split()[0] == "3/4"
     # the cheapest-items question: chat ['a','b'] (right), line, grounded all differ
     assert lines["chat>grounded>line"].split()[0] == "4/4"
     assert lines["grounded>chat>line"].split()[0] == "3/4"

@@ -249,6 +249,7 @@ def test_the_vote_keeps_the_majority_and_builds_the_next_prev_on_it() -> None:
     llm = FakeLLM(
         'result = df["revenue"].max()',  # chat: 20.0
         'df["revenue"].sum()',  # line: 35.0 (differs)
+        'df["revenue"].mean()',  # described: 17.5 (differs again)
         "revenue",  # the columns the question needs
         'result = float(df["revenue"].sum())',  # grounded: 35.0
     )
@@ -256,18 +257,20 @@ def test_the_vote_keeps_the_majority_and_builds_the_next_prev_on_it() -> None:
         {
             'result = df["revenue"].max()': ok(20.0),
             'result = df["revenue"].sum()': ok(35.0),
+            'result = df["revenue"].mean()': ok(17.5),
             'result = float(df["revenue"].sum())': ok(35.0),
         }
     )
     s = session(llm, runner, candidates="all")
     a = s.ask("What is the total revenue?")
     assert a.value == 35.0 and a.code == 'result = df["revenue"].sum()'
-    assert [c.name for c in a.candidates] == ["chat", "line", "grounded"]
-    assert "2 of 3 ways of answering gave this answer" in a.notes
+    assert [c.name for c in a.candidates] == ["chat", "line", "described", "grounded"]
+    assert "2 of 4 ways of answering gave this answer" in a.notes
     assert a.repairs == 0  # other ways are not repairs
     assert runner.prev == 35.0
     assert llm.calls[1][0]["content"].endswith("    return")
-    assert llm.calls[3][-1]["content"].startswith('Columns this question needs: "revenue".')
+    assert "# The table df:" in llm.calls[2][0]["content"]
+    assert llm.calls[4][-1]["content"].startswith('Columns this question needs: "revenue".')
 
 
 def test_an_injected_chat_only_client_answers_once_even_when_asked_to_vote() -> None:

@@ -197,7 +197,7 @@ def test_agreeing_candidates_cost_one_extra_call(voting: dataask.Session, llm: S
     assert any("second way" in s for s in stages)
 
 
-def test_a_disagreement_goes_to_the_one_line_answer_and_builds_the_next_prev(
+def test_a_disagreement_asks_a_third_way_and_the_majority_builds_the_next_prev(
     voting: dataask.Session, llm: ScriptedLLM
 ) -> None:
     truth = _truth()
@@ -207,12 +207,40 @@ def test_a_disagreement_goes_to_the_one_line_answer_and_builds_the_next_prev(
     stages: list[str] = []
     a = voting.ask("Which region had the most revenue?", on_event=lambda e: stages.append(e.text))
     assert a.error is None and a.value == right
-    assert _paths(llm) == ["chat", "text"]  # the vote asks no third way
+    assert _paths(llm) == ["chat", "text", "text"]
+    assert [c.name for c in a.candidates] == ["chat", "line", "described"]
+    described = llm.requests[2]["prompt"]
+    assert "# The table df:" in described and '"revenue"' in described  # the chat's profile
     assert a.code == "result = df.groupby('region')['revenue'].sum().idxmax()"
-    assert "1 of 2 ways of answering gave this answer" in a.notes
-    assert any("1 of 2 ways of answering agree" in s for s in stages)
+    assert "2 of 3 ways of answering gave this answer" in a.notes
+    assert any("from the table's description" in s for s in stages)
+    assert any("2 of 3 ways of answering agree" in s for s in stages)
     llm.on("lower case", "result = prev.lower()")
     assert voting.ask("and in lower case?").value == str(right).lower()
+
+
+def test_the_described_way_can_side_with_the_chat_answer(
+    voting: dataask.Session, llm: ScriptedLLM
+) -> None:
+    llm.on("most units", "result = df.groupby('region')['units'].sum().idxmax()")
+    llm.on_line("most units", "df['region'].iloc[-1]")
+    llm.on_line(
+        "most units", "df.groupby('region')['units'].sum().idxmax()", within="# The table df:"
+    )
+    a = voting.ask("Which region sold the most units?")
+    assert a.value == _truth().groupby("region")["units"].sum().idxmax()
+    assert a.code == "result = df.groupby('region')['units'].sum().idxmax()"  # the chat code
+    if _truth()["region"].iloc[-1] != a.value:
+        assert "2 of 3 ways of answering gave this answer" in a.notes
+
+
+def test_the_described_prompt_shares_its_prefix_across_questions() -> None:
+    cols, table = ["region", "revenue"], 'Dataset "sales": 3 rows x 2 columns\n- "region": text'
+    a = line_prompt("Which region sold most?", cols, table=table)
+    b = line_prompt("How many orders?", cols, table=table)
+    assert a[: a.index("def answer")] == b[: b.index("def answer")]
+    assert '# Dataset "sales": 3 rows x 2 columns\n# - "region": text\n' in a
+    assert line_prompt("How many orders?", cols).count("# The table df:") == 0
 
 
 def test_yes_no_and_list_questions_keep_the_chat_answer(
@@ -232,6 +260,7 @@ def test_every_way_names_the_columns_and_the_majority_wins(
     right = truth.groupby("region")["revenue"].sum().idxmax()
     llm.on("which region", "result = df.groupby('region')['units'].sum().idxmax()")
     llm.on_line("which region", "df['region'].iloc[-1]")
+    llm.on_line("which region", "df.groupby('region')['revenue'].sum().idxmax()", within="# The")
     llm.on("Columns this question needs", "result = df.groupby('region')['revenue'].sum().idxmax()")
     llm.on("Which columns of df", "Region\nrevenue\nnot_a_column", raw=True)
     stages: list[str] = []
@@ -241,14 +270,13 @@ def test_every_way_names_the_columns_and_the_majority_wins(
         llm.on("many orders", "result = len(df)")
         a = s.ask("Which region had the most revenue?", on_event=lambda e: stages.append(e.text))
         both = s.ask("How many orders?")  # they agree: the grounded way still runs in "all"
-    assert [c.name for c in a.candidates] == ["chat", "line", "grounded"]
-    grounded = llm.requests[3]["messages"][-1]["content"]
+    assert [c.name for c in a.candidates] == ["chat", "line", "described", "grounded"]
+    grounded = llm.requests[4]["messages"][-1]["content"]
     assert grounded.startswith('Columns this question needs: "region", "revenue".')
-    assert a.candidates[2].columns == ["region", "revenue"]
+    assert a.candidates[3].columns == ["region", "revenue"]
     assert any("naming the columns" in s for s in stages)
-    if truth.groupby("region")["units"].sum().idxmax() != right:
-        assert a.value == right or a.value == truth["region"].iloc[-1]  # no majority: line
-    assert [c.name for c in both.candidates] == ["chat", "line", "grounded"]
+    assert a.value == right  # described and grounded agree
+    assert [c.name for c in both.candidates] == ["chat", "line", "described", "grounded"]
 
 
 def test_a_failed_chat_answer_is_rescued_by_the_others(

@@ -383,12 +383,16 @@ def _names_expected(
     return None
 
 
+_ASKED_THING = re.compile(
+    r"\b(?:which|what|(?:most|least)\s+(?:common|frequent|popular))\s+(\w+)(?:\s+(\w+))?", re.I
+)
+
+
 def _numeric_label(question: str) -> bool:
-    """Whether a "which ..." question asks for something a number names ("which year")."""
-    m = re.search(r"\b(?:which|what)\s+(\w+)(?:\s+(\w+))?", question, re.I)
-    if not m:
-        return False
-    return any(w and NUMERIC_LABEL.fullmatch(w) for w in m.groups())
+    """Whether a "which ..." or "the most common ..." question asks for something a number
+    names ("which year", "the most common age")."""
+    words = [w for m in _ASKED_THING.finditer(question) for w in m.groups() if w]
+    return any(NUMERIC_LABEL.fullmatch(w) for w in words)
 
 
 def _row_labels(value: Any, code: str, frame: pd.DataFrame | None) -> str | None:

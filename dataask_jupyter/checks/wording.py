@@ -42,7 +42,7 @@ _LIST_START = re.compile(
 )
 _LABEL_START = re.compile(
     r"^(?:(?:in|for|from|at|on|of)\s+)?(?:which|who|whom|whose|where)\b"
-    r"|^what(?:'s| is| was)? the name\b",
+    r"|^what(?:'s| is| was)? the (?:name|(?:most|least) (?:common|frequent|popular))\b",
     re.I,
 )
 # words after which a number is a fine answer to "which ..." ("which year", "which rank")
