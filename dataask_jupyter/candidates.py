@@ -3,13 +3,14 @@
 The first candidate is the chat answer (with its repairs and result checks). Where its value is
 one that can be compared (a number, a label, a date) and the wording asks for neither yes/no nor
 a list, a second candidate answers in one line: the question as the docstring of a function over
-``df`` with its column names, completed by the LLM after ``return``. The vote
-(:mod:`dataask_jupyter.vote`) chooses: answers that fail the result checks do not vote, and a
-tie goes to the one-line answer. Mode "all" also runs a column-grounded candidate (the LLM names
-the columns the question needs, checked against the real names and the values the question
-quotes, then writes code with them put before the question) on every question, to measure it:
-on the DataBench dev tables it did not gain, so the vote leaves it out. Each extra prompt starts
-with a prefix the server has seen before, so its cache serves it.
+``df`` with its column names, completed by the LLM after ``return``. Where those two differ, a
+third ("described") answers in one line again, with the dataset's description from the chat
+prompt put first as comments. The vote (:mod:`dataask_jupyter.vote`) chooses: answers that fail
+the result checks do not vote, and ties follow :data:`PREFERENCE`. Mode "all" runs every way on
+every question, a column-grounded one too (the LLM names the columns the question needs, checked
+against the real names and the values the question quotes, then writes code with them put
+before the question), to measure each. Each extra prompt starts with a prefix the server has
+seen before, so its cache serves it.
 """
 
 from __future__ import annotations
