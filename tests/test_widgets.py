@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -151,26 +150,19 @@ def test_cell_formatting() -> None:
     assert len(rows[0][4]) == render.MAX_CELL_CHARS and rows[1][4] == "<b>not html</b>"
 
 
-def test_million_rows_first_page_fast_and_small() -> None:
+def test_million_rows_send_one_page_and_sort_once() -> None:
+    # speed is measured in benchmarks/render.py; here: what is sent, and that an order is kept
     frame = million()
-    started = time.perf_counter()
     table = DataTable(frame)
-    first_page = time.perf_counter() - started
     state = table.get_state()
     data = {k: v for k, v in state.items() if k not in ("_esm", "_css")}
     sent = len(json.dumps(data))
-    assert first_page < 1.0, first_page
     assert sent < 10_000, sent  # one page, not a million rows
-    started = time.perf_counter()
     table.sort("x", ascending=False)
-    first_sort = time.perf_counter() - started
-    assert first_sort < 10
-    order = table._orders[("x", False)]
-    started = time.perf_counter()
+    order = table._pager._orders[("x", False)]
     table.page = 25_000
     table.sort("x", ascending=False)
-    assert table._orders[("x", False)] is order  # cached
-    assert time.perf_counter() - started < 0.2
+    assert table._pager._orders[("x", False)] is order  # cached
     top = frame["x"].max()
     table.page = 0
     assert table.page_rows[0][1] == render.format_cell(top)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataask_jupyter.errors import DataaskError
+from dataask_jupyter.pages import Pager
 from dataask_jupyter.panel import views
-from dataask_jupyter.panel.pages import Pager
 from dataask_jupyter.panel.uploads import Uploads
 from dataask_jupyter.uploads import ACCEPT, upload_cap
 

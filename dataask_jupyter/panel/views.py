@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from dataask_jupyter import render
-from dataask_jupyter.panel.pages import Pager
+from dataask_jupyter.pages import Pager
 from dataask_jupyter.results import PngImage
 
 if TYPE_CHECKING:

@@ -1,13 +1,12 @@
 """``DataTable``: a paged, sortable table whose data stays in the kernel.
 
 Only the visible page crosses to the browser (``page_rows``: display strings, ``None`` for
-missing values). Sorting happens here, on the whole frame; each column's order is computed once
-(stable, missing values last) and cached, so paging a sorted million-row table costs a slice.
+missing values). Sorting and paging happen here, on the whole frame, through the same
+:class:`~dataask_jupyter.pages.Pager` the side panel uses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,65 +14,16 @@ import anywidget
 import numpy as np
 import pandas as pd
 import traitlets as t
-from pandas.api import types as ptypes
 
-from dataask_jupyter.values import (
-    flat_name,
-    format_cell,
-    is_date_only,
-    is_table,
-    to_frame,
-    unique_names,
-)
+from dataask_jupyter.pages import MAX_PAGE_SIZE, PAGE_SIZES, Pager, page_count
+from dataask_jupyter.values import is_table
 
 STATIC = Path(__file__).with_name("static")
-PAGE_SIZES = (10, 20, 50, 100)
-MAX_PAGE_SIZE = 500
 
 
 def asset(name: str) -> str:
     """The text of a front-end file in ``static/``."""
     return (STATIC / name).read_text(encoding="utf-8")
-
-
-@dataclass
-class _Column:
-    label: str
-    values: pd.Series  # positional (RangeIndex)
-    dtype: str
-    numeric: bool
-    date_only: bool
-    index: bool
-
-
-def as_frame(data: Any) -> pd.DataFrame:
-    """A DataFrame view of a DataFrame or Series (a Series keeps its name, or "value")."""
-    if not is_table(data):
-        raise TypeError(f"DataTable needs a DataFrame or Series, not {type(data).__name__}")
-    return to_frame(data)
-
-
-def _columns(frame: pd.DataFrame) -> list[_Column]:
-    cols: list[_Column] = []
-    idx = frame.index
-    default_index = isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1
-    if not (default_index and idx.name is None):
-        for level in range(idx.nlevels):
-            values = pd.Series(idx.get_level_values(level), copy=False).reset_index(drop=True)
-            cols.append(_column(flat_name(idx.names[level]), values, index=True))
-    for i in range(frame.shape[1]):
-        values = frame.iloc[:, i].reset_index(drop=True)
-        cols.append(_column(flat_name(frame.columns[i]), values, index=False))
-    # unique labels: sort_by names a column by its label
-    for c, label in zip(cols, unique_names(c.label for c in cols), strict=True):
-        c.label = label
-    return cols
-
-
-def _column(label: str, values: pd.Series, *, index: bool) -> _Column:
-    dt = values.dtype
-    numeric = bool(ptypes.is_numeric_dtype(dt) and not ptypes.is_bool_dtype(dt))
-    return _Column(label, values, str(dt), numeric, is_date_only(values), index)
 
 
 class DataTable(anywidget.AnyWidget):
@@ -99,16 +49,13 @@ class DataTable(anywidget.AnyWidget):
         self, data: pd.DataFrame | pd.Series, *, page_size: int = 20, caption: str = "", **kw: Any
     ) -> None:
         self._ready = False
-        self._frame = as_frame(data)
-        self._cols = _columns(self._frame)
-        self._orders: dict[tuple[str, bool], np.ndarray] = {}
+        if not is_table(data):
+            raise TypeError(f"DataTable needs a DataFrame or Series, not {type(data).__name__}")
+        self._pager = Pager(data)
         sizes = sorted({*PAGE_SIZES, page_size})
         super().__init__(
-            columns=[
-                {"label": c.label, "dtype": c.dtype, "numeric": c.numeric, "index": c.index}
-                for c in self._cols
-            ],
-            total_rows=len(self._frame),
+            columns=[c.info() for c in self._pager.columns],
+            total_rows=self._pager.total_rows,
             page_size=page_size,
             page_sizes=sizes,
             caption=caption,
@@ -120,25 +67,19 @@ class DataTable(anywidget.AnyWidget):
     # --- Python API ---------------------------------------------------------------------------
     @property
     def frame(self) -> pd.DataFrame:
-        return self._frame
+        return self._pager.frame
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total_rows // max(1, self.page_size)))
+        return page_count(self.total_rows, self.page_size)
 
     def positions(self) -> np.ndarray:
         """Row positions (in the frame) of the visible page, in display order."""
-        start = self.page * self.page_size
-        stop = min(start + self.page_size, self.total_rows)
-        if start >= stop:
-            return np.arange(0)
-        if not self.sort_by:
-            return np.arange(start, stop)
-        return self._order(self.sort_by, self.ascending)[start:stop]
+        return self._pager.positions(self.page, self.page_size, self.sort_by, self.ascending)
 
     def visible_frame(self) -> pd.DataFrame:
         """The rows shown now, as a DataFrame."""
-        return self._frame.iloc[self.positions()]
+        return self.frame.iloc[self.positions()]
 
     def sort(self, column: str = "", ascending: bool = True) -> None:
         """Sort by ``column`` ("" for the original order) and go to the first page."""
@@ -147,28 +88,6 @@ class DataTable(anywidget.AnyWidget):
             self.ascending = ascending
 
     # --- internals ----------------------------------------------------------------------------
-    def _col(self, label: str) -> _Column:
-        for c in self._cols:
-            if c.label == label:
-                return c
-        raise KeyError(label)
-
-    def _order(self, label: str, ascending: bool) -> np.ndarray:
-        key = (label, ascending)
-        if key not in self._orders:
-            s = self._col(label).values
-            try:
-                ordered = s.sort_values(ascending=ascending, na_position="last", kind="stable")
-            except TypeError:  # mixed types in an object column: compare as text
-                ordered = s.sort_values(
-                    ascending=ascending,
-                    na_position="last",
-                    kind="stable",
-                    key=lambda v: v.map(lambda x: None if pd.isna(x) else str(x)),
-                )
-            self._orders[key] = ordered.index.to_numpy()
-        return self._orders[key]
-
     @t.validate("page")
     def _valid_page(self, proposal: dict[str, Any]) -> int:
         return int(min(max(0, proposal["value"]), self.pages - 1))
@@ -180,8 +99,9 @@ class DataTable(anywidget.AnyWidget):
     @t.validate("sort_by")
     def _valid_sort_by(self, proposal: dict[str, Any]) -> str:
         label = str(proposal["value"])
-        if label and label not in {c.label for c in self._cols}:
-            known = ", ".join(repr(c.label) for c in self._cols)
+        labels = [c.label for c in self._pager.columns]
+        if label and label not in labels:
+            known = ", ".join(repr(x) for x in labels)
             raise t.TraitError(f"no column {label!r} to sort by; columns: {known}")
         return label
 
@@ -196,13 +116,8 @@ class DataTable(anywidget.AnyWidget):
             self._refresh()
 
     def _refresh(self) -> None:
-        pos = self.positions()
-        columns = []
-        for c in self._cols:
-            vals = c.values.iloc[pos].tolist()
-            columns.append([format_cell(v, c.date_only) for v in vals])
-        self.page_rows = [list(row) for row in zip(*columns, strict=True)] if columns else []
+        self.page_rows = self._pager.rows(self.positions())
 
     def __repr__(self) -> str:
-        rows, cols = self._frame.shape
+        rows, cols = self.frame.shape
         return f"<DataTable {rows:,} rows x {cols:,} columns, page {self.page + 1}/{self.pages}>"
