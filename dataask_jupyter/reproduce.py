@@ -61,13 +61,9 @@ def _csv_kwargs(rec: DatasetRecord) -> dict[str, Any]:
     plan = None
     if rec.source and os.path.isfile(rec.source):
         try:
-            from dataask_jupyter.readers.common import SAMPLE_BYTES
-            from dataask_jupyter.readers.csvfile import _plan_csv
+            from dataask_jupyter.readers.csvfile import csv_plan
 
-            with open(rec.source, "rb") as f:
-                head = f.read(SAMPLE_BYTES)
-            skip = rec.header_row - 1 if rec.header_row else None
-            plan, _title = _plan_csv(rec.source, head, os.path.getsize(rec.source), skip)
+            plan = csv_plan(rec.source, rec.header_row - 1 if rec.header_row else None)
         except Exception:  # the check at export says when the plain read differs
             plan = None
     sep = plan.delimiter if plan else rec.delimiter

@@ -328,12 +328,13 @@ def _plan_csv(
     return plan, title
 
 
-def csv_plan(path: str) -> _CsvPlan:
-    """How ``read_table`` reads this text file: encoding, delimiter, lines skipped (title lines
-    and Excel's "sep=" line), decimal mark and thousands separator. For code that re-reads it."""
+def csv_plan(path: str, skip: int | None = None) -> _CsvPlan:
+    """How ``read_table`` reads this text file: encoding, delimiter, lines skipped (title lines,
+    or the ``skip`` lines above a header row the user chose, and Excel's "sep=" line), decimal
+    mark and thousands separator. For code that re-reads it."""
     with open(path, "rb") as fh:
         head = fh.read(SAMPLE_BYTES)
-    plan, _title = _plan_csv(path, head, os.path.getsize(path))
+    plan, _title = _plan_csv(path, head, os.path.getsize(path), skip)
     return plan
 
 
