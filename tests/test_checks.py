@@ -196,6 +196,16 @@ def test_which_noun_decides_whether_a_number_is_a_label() -> None:
     assert feedback("Who scored most?", 12, "") is not None
 
 
+def test_the_most_common_thing_is_a_label_unless_a_number_names_it() -> None:
+    frame = pd.DataFrame({"Parent": ["483", "90", "483"], "Name": ["a", "b", "c"], "n": [1, 2, 3]})
+    assert feedback("What is the most common category?", 3, "", frame) is not None
+    assert feedback("What is the most common age?", 34, "", frame) is None
+    assert feedback("What is the most frequent number of rooms?", 3, "", frame) is None
+    # a number that is a value of a text column is a label (an ID)
+    assert feedback("What is the most common unique parent?", "483", "", frame) is None
+    assert feedback("What is the most common unique parent?", 483, "", frame) is None
+
+
 def test_second_means_second() -> None:
     q = "Which country has the second-highest rent?"
     assert "second" in (feedback(q, "Bermuda", 'result = df.loc[df.r.idxmax(), "c"]') or "")

@@ -170,7 +170,12 @@ def _check_row_labels(r: Result) -> str | None:
 
 
 def _check_label(r: Result) -> str | None:
-    if r.expectation.kind == "label" and _is_number(r.value) and not _numeric_label(r.question):
+    if (
+        r.expectation.kind == "label"
+        and _is_number(r.value)
+        and not _numeric_label(r.question)
+        and not _text_value(r.value, r.frame)
+    ):
         return (
             f"The question asks which/who (a name or label), but the result is the number "
             f"{_describe(r.value)}. Return the label of the matching row or group, e.g. "
@@ -393,6 +398,20 @@ def _numeric_label(question: str) -> bool:
     names ("which year", "the most common age")."""
     words = [w for m in _ASKED_THING.finditer(question) for w in m.groups() if w]
     return any(NUMERIC_LABEL.fullmatch(w) for w in words)
+
+
+def _text_value(value: Any, frame: pd.DataFrame | None, rows: int = 200_000) -> bool:
+    """Whether a number is also a label: one of the values of a text column ("483" as an ID)."""
+    if frame is None:
+        return False
+    text = str(value).strip()
+    for c in frame.columns:
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col):
+            continue
+        if (col.iloc[:rows].dropna().astype(str).str.strip() == text).any():
+            return True
+    return False
 
 
 def _row_labels(value: Any, code: str, frame: pd.DataFrame | None) -> str | None:
