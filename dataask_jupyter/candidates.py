@@ -29,7 +29,7 @@ import pandas as pd
 from dataask_jupyter import attempts
 from dataask_jupyter.attempts import Emit, Misfit, Ok, Task
 from dataask_jupyter.checks.hints import norm
-from dataask_jupyter.checks.wording import CHART, expect
+from dataask_jupyter.checks.wording import CHART
 from dataask_jupyter.errors import CancelledError, DataaskError
 from dataask_jupyter.llm import Completion
 from dataask_jupyter.vote import Candidate, Tally, canonical, choose
@@ -302,13 +302,11 @@ def _trying(c: Candidate) -> Iterator[None]:
         c.seconds = time.perf_counter() - started
 
 
-def votes_on(first: Candidate, question: str, mode: str = "vote") -> bool:
-    """Whether other ways answer a question too: the chat answer failed or is a value that can
-    be compared (not a chart, not a long table), and (except in mode "all") the wording asks
-    for neither yes/no nor a list, where the chat answer alone measured best."""
+def votes_on(first: Candidate, question: str) -> bool:
+    """Whether other ways answer a question too: it asks for no chart, and the chat answer
+    failed or is a value that can be compared (a number, a label, a date, yes/no, a short
+    list; not a figure or a long table)."""
     if CHART.search(question):
-        return False
-    if mode != "all" and expect(question).kind in ("boolean", "list"):
         return False
     return first.error is not None or canonical(first.value) is not None
 

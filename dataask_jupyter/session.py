@@ -445,7 +445,7 @@ class Session:
         mode = self._candidates_mode()
         first = _as_candidate(answer, best)
         first.seconds = time.perf_counter() - started
-        if mode != "single" and candidates.votes_on(first, task.question, mode):
+        if mode != "single" and candidates.votes_on(first, task.question):
             self._vote(answer, first, mode, task, asked, prev, events)
 
     def _candidates_mode(self) -> str:

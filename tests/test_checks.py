@@ -204,6 +204,7 @@ def test_the_most_common_thing_is_a_label_unless_a_number_names_it() -> None:
     # a number that is a value of a text column is a label (an ID)
     assert feedback("What is the most common unique parent?", "483", "", frame) is None
     assert feedback("What is the most common unique parent?", 483, "", frame) is None
+    assert "True/False" in (feedback("Which gender is most satisfied?", True, "", frame) or "")
 
 
 def test_second_means_second() -> None:

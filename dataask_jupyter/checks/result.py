@@ -170,6 +170,11 @@ def _check_row_labels(r: Result) -> str | None:
 
 
 def _check_label(r: Result) -> str | None:
+    if r.expectation.kind == "label" and _is_bool(r.value):
+        return (
+            f"The question asks which/who (a name or label), but the result is {r.value!r}. "
+            "Return the label of the matching row or group, not a True/False test."
+        )
     if (
         r.expectation.kind == "label"
         and _is_number(r.value)
