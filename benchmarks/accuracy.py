@@ -642,7 +642,10 @@ def candidate_report(outcomes: Sequence[Outcome]) -> str:
     if not ours:
         return ""
     tables = sorted({o.dataset for o in ours})
-    rules = [*WAYS, *VOTE_RULES]
+    recorded = {c["name"] for o in ours for c in o.candidates}
+    rules = [  # the rules whose ways this run recorded
+        r for r in [*WAYS, *VOTE_RULES] if set(r.split(" ")[0].split(">")) <= recorded
+    ]
     lines = [
         f"ways of answering and vote rules ({len(ours)} questions; a way alone is scored where "
         "it ran)",
@@ -665,7 +668,7 @@ def candidate_report(outcomes: Sequence[Outcome]) -> str:
         train = [o for o in ours if o.dataset != t]
         test = [o for o in ours if o.dataset == t]
         # only rules that replay on every training question (their ways were all recorded)
-        whole = [r for r in VOTE_RULES if _rule_accuracy(train, r)[1] == len(train)]
+        whole = [r for r in rules if r in VOTE_RULES and _rule_accuracy(train, r)[1] == len(train)]
         best = max(whole or VOTE_RULES, key=lambda r: _rule_accuracy(train, r)[0])
         r, m, _ = _rule_accuracy(test, best)
         held_right, held_n = held_right + r, held_n + m

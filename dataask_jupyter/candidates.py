@@ -29,7 +29,7 @@ import pandas as pd
 from dataask_jupyter import attempts
 from dataask_jupyter.attempts import Emit, Misfit, Ok, Task
 from dataask_jupyter.checks.hints import norm
-from dataask_jupyter.checks.wording import CHART
+from dataask_jupyter.checks.wording import CHART, expect
 from dataask_jupyter.errors import CancelledError, DataaskError
 from dataask_jupyter.llm import Completion
 from dataask_jupyter.vote import Candidate, Tally, canonical, choose
@@ -303,12 +303,14 @@ def _trying(c: Candidate) -> Iterator[None]:
 
 
 def votes_on(first: Candidate, question: str) -> bool:
-    """Whether other ways answer a question too: it asks for no chart, and the chat answer
-    failed or is a value that can be compared (a number, a label, a date, yes/no, a short
-    list; not a figure or a long table)."""
+    """Whether other ways answer a question too: it asks for no chart, and the chat answer is
+    a value that can be compared (a number, a label, a date, yes/no, a short list; not a
+    figure or a long table), or it failed, or it does not fit what the wording asks for."""
     if CHART.search(question):
         return False
-    return first.error is not None or canonical(first.value) is not None
+    if first.error is not None or canonical(first.value) is not None:
+        return True
+    return first.misfit is not None and expect(question).kind is not None
 
 
 def second_opinions(
