@@ -200,13 +200,14 @@ def attempt(
         return RunFailed(code, run, error, feedback, timed_out=run.error_name == "Timeout")
     if recheck:
         emit("stage", "checking the result")
-        found = _misfit(task, run.value, code)
+        found = misfit(task, run.value, code)
         if found is not None:
             return Misfit(code, run, found.check, found.text, list(extracted.notes))
     return Ok(code, run, list(extracted.notes))
 
 
-def _misfit(task: Task, value: Any, code: str) -> checks.Misfit | None:
+def misfit(task: Task, value: Any, code: str) -> checks.Misfit | None:
+    """The first result check ``value`` fails, if any (none when the task has no checks)."""
     if task.checks:
         return checks.misfit(
             task.question, value, code, task.frame, task.expectation, checks=task.checks

@@ -71,6 +71,7 @@ class _Best:
     """The result an answer will show: the accepted one, or a misfit kept in case no try fits."""
 
     outcome: Ok | Misfit
+    checked: bool = True  # False: a repair's result, accepted without the result checks
 
     @property
     def value(self) -> Any:
@@ -401,11 +402,12 @@ class Session:
                 answer.attempts.append(tried)
                 tried.reply = reply.text
                 _count(answer, reply)
+                recheck = best is None and number <= s.max_repairs
                 outcome = attempts.attempt(
                     reply.text,
                     task,
                     self.sandbox,
-                    recheck=best is None and number <= s.max_repairs,
+                    recheck=recheck,
                     emit=events,
                     cancel=self._cancel,
                 )
@@ -421,7 +423,7 @@ class Session:
             answer.code = outcome.code or answer.code
             if isinstance(outcome, Ok):
                 if best is None or not _no_better(outcome.run.value, best.value):
-                    best = _Best(outcome)
+                    best = _Best(outcome, checked=recheck)
                 break
             events("error", outcome.error)
             answer.error = outcome.error
@@ -444,6 +446,10 @@ class Session:
                 self.sandbox.set_prev(chosen.run.value)
         mode = self._candidates_mode()
         first = _as_candidate(answer, best)
+        if mode != "single" and best is not None and not best.checked:
+            # a repair's result was accepted unchecked; the vote needs to know if it fits
+            found = attempts.misfit(task, first.value, first.code)
+            first.misfit = found.check if found is not None else None
         first.seconds = time.perf_counter() - started
         if mode != "single" and candidates.votes_on(first, task.question):
             self._vote(answer, first, mode, task, asked, prev, events)

@@ -243,14 +243,19 @@ def test_the_described_prompt_shares_its_prefix_across_questions() -> None:
     assert line_prompt("How many orders?", cols).count("# The table df:") == 0
 
 
-def test_yes_no_and_list_questions_keep_the_chat_answer(
-    voting: dataask.Session, llm: ScriptedLLM
-) -> None:
-    llm.on("is there", "result = bool((df['region'] == 'Europe').any())")
+def test_yes_no_and_list_questions_vote_too(voting: dataask.Session, llm: ScriptedLLM) -> None:
     llm.on("list the", "result = df['region'].unique()[:2].tolist()")
-    assert voting.ask("Is there any order from Europe?").value is True
-    assert voting.ask("List the first 2 regions").error is None
-    assert _paths(llm) == ["chat", "chat"]
+    llm.on_line("list the", "df['region'].unique()[:2].tolist()")
+    listed = voting.ask("List the first 2 regions")
+    assert listed.value == list(_truth()["region"].unique()[:2])
+    assert [c.name for c in listed.candidates] == ["chat", "line"]  # they agree
+    # a row-wise test is no yes/no answer, even after a repair: the one-line answer is
+    llm.on("is there", "result = df['region'] == 'Europe'")
+    llm.on_line("is there", "(df['region'] == 'Europe').any()")
+    a = voting.ask("Is there any order from Europe?")
+    assert a.value is True and a.candidates[0].misfit == "yes_no"
+    assert [c.name for c in a.candidates] == ["chat", "line", "described"]
+    assert a.code == "result = (df['region'] == 'Europe').any()"
 
 
 def test_every_way_names_the_columns_and_the_majority_wins(
