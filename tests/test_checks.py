@@ -207,6 +207,16 @@ def test_the_most_common_thing_is_a_label_unless_a_number_names_it() -> None:
     assert "True/False" in (feedback("Which gender is most satisfied?", True, "", frame) or "")
 
 
+def test_counts_are_not_the_values_counted() -> None:
+    counts = pd.Series(["x", "y", "x", "z"], name="role").value_counts()
+    text = feedback("List the top 2 most common roles.", counts.head(2), "", None)
+    assert text is not None and ".index.tolist()" in text
+    assert feedback("What is the most common role?", counts.head(1), "", None) is not None
+    assert feedback("List the counts of the 2 most common roles.", counts.head(2), "", None) is None
+    assert feedback("List the top 2 most common roles.", ["x", "y"], "", None) is None
+    assert feedback("List the 2 highest scores.", pd.Series([3, 2], name="score"), "", None) is None
+
+
 def test_second_means_second() -> None:
     q = "Which country has the second-highest rent?"
     assert "second" in (feedback(q, "Bermuda", 'result = df.loc[df.r.idxmax(), "c"]') or "")

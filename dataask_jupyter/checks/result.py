@@ -189,6 +189,27 @@ def _check_label(r: Result) -> str | None:
     return None
 
 
+_ASKS_COUNTS = re.compile(
+    r"\b(?:counts?|how many|number of|times|frequenc(?:y|ies)|occurrences?|proportions?|"
+    r"percent(?:ages?)?|share)\b",
+    re.I,
+)
+
+
+def _check_counts(r: Result) -> str | None:
+    """value_counts() itself where the question asks for the values it counts."""
+    v = r.value
+    if r.expectation.kind not in ("list", "label") or not isinstance(v, pd.Series):
+        return None
+    if v.name not in ("count", "proportion") or _ASKS_COUNTS.search(r.question):
+        return None
+    return (
+        f"The result is how often each value occurs ({_describe(v)}, from value_counts()), but "
+        "the question asks for the values themselves: take them from the index, e.g. "
+        ".value_counts().head(3).index.tolist(), or .idxmax() for the most common one."
+    )
+
+
 def _check_direction(r: Result) -> str | None:
     return _wrong_direction(r.question, r.code)
 
@@ -239,6 +260,7 @@ CHECKS: dict[str, Callable[[Result], str | None]] = {
     "yes_no": _check_yes_no,
     "row_labels": _check_row_labels,
     "label": _check_label,
+    "counts": _check_counts,
     "direction": _check_direction,
     "names": _check_names,
     "second": _check_second,
