@@ -215,6 +215,11 @@ def test_counts_are_not_the_values_counted() -> None:
     assert feedback("List the counts of the 2 most common roles.", counts.head(2), "", None) is None
     assert feedback("List the top 2 most common roles.", ["x", "y"], "", None) is None
     assert feedback("List the 2 highest scores.", pd.Series([3, 2], name="score"), "", None) is None
+    # the counts as a list: told by the code, which counts and never takes the index
+    code = "result = df['role'].value_counts().head(2).tolist()"
+    assert feedback("List the top 2 most common roles.", [2, 1], code, None) is not None
+    code = "c = df['age'].value_counts()\nresult = c.head(2).index.tolist()"
+    assert feedback("List the 2 most common ages.", [35, 34], code, None) is None
 
 
 def test_second_means_second() -> None:

@@ -196,13 +196,27 @@ _ASKS_COUNTS = re.compile(
 )
 
 
+_FROM_INDEX = re.compile(r"\.index\b|\.idxm(?:ax|in)\(|\.keys\(|reset_index\(|\.items\(")
+
+
+def _counts(value: Any, code: str) -> bool:
+    """Whether a result is value_counts() itself: its Series, or numbers from code that
+    counts values and never takes the values counted (its index)."""
+    if isinstance(value, pd.Series) and value.name in ("count", "proportion"):
+        return True
+    if "value_counts(" not in code or _FROM_INDEX.search(code):
+        return False
+    items = list(value) if isinstance(value, list | tuple | pd.Series | np.ndarray) else [value]
+    return bool(items) and all(_is_number(x) for x in items)
+
+
 def _check_counts(r: Result) -> str | None:
     """value_counts() itself where the question asks for the values it counts."""
+    if r.expectation.kind not in ("list", "label") or _ASKS_COUNTS.search(r.question):
+        return None
+    if not _counts(r.value, r.code):
+        return None
     v = r.value
-    if r.expectation.kind not in ("list", "label") or not isinstance(v, pd.Series):
-        return None
-    if v.name not in ("count", "proportion") or _ASKS_COUNTS.search(r.question):
-        return None
     return (
         f"The result is how often each value occurs ({_describe(v)}, from value_counts()), but "
         "the question asks for the values themselves: take them from the index, e.g. "
