@@ -559,8 +559,8 @@ ORDERS = [  # which ways vote, in the order that breaks a tie
 SCALARS = "scalars"  # a rule "<order> scalars" votes only where the wording does not expect
 # yes/no or a list (``checks.expect``); there the chat answer stands alone
 VOTE_RULES = [*ORDERS, *(f"{order} {SCALARS}" for order in ORDERS)]
-# what Ask.candidates = "vote" does
-SHIPPED = ">".join(w for w in PREFERENCE if w != "grounded") + f" {SCALARS}"
+# what Ask.candidates = "vote" does (every question type votes: candidates.votes_on)
+SHIPPED = ">".join(w for w in PREFERENCE if w != "grounded")
 
 
 def _cand(record: dict[str, Any]) -> Candidate:
