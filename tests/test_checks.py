@@ -113,6 +113,8 @@ def test_yes_no_question() -> None:
     assert text is not None and "one True/False" in text
     assert feedback(q, True, "") is None
     assert feedback(q, np.bool_(False), "") is None
+    assert feedback(q, [True], "") is None  # one answer in a list is still one answer
+    assert feedback(q, pd.Series([np.bool_(False)]), "") is None
 
 
 def test_which_question_with_a_number() -> None:

@@ -143,7 +143,7 @@ def _check_empty(r: Result) -> str | None:
 
 
 def _check_yes_no(r: Result) -> str | None:
-    if r.expectation.kind != "boolean" or _is_bool(r.value):
+    if r.expectation.kind != "boolean" or _is_bool(r.value) or _one_bool(r.value):
         return None
     value = r.value
     if isinstance(value, pd.Series | np.ndarray | list | tuple) and _all_bools(value):
@@ -482,6 +482,14 @@ def _result_expression(code: str) -> str | None:
         ):
             return ast.get_source_segment(code, node.value)
     return None
+
+
+def _one_bool(value: Any) -> bool:
+    """A container of a single True/False (``[True]``): one answer, as good as ``True``."""
+    if not isinstance(value, pd.Series | np.ndarray | list | tuple) or len(value) != 1:
+        return False
+    item = value.iloc[0] if isinstance(value, pd.Series) else value[0]
+    return _is_bool(item)
 
 
 def _all_bools(value: Any) -> bool:
