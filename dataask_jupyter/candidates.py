@@ -349,7 +349,7 @@ def second_opinions(
 
 
 #: The order in which ties are broken (chosen on held-out tables: benchmarks/accuracy.py).
-PREFERENCE = ("line", "chat", "described", "grounded")
+PREFERENCE = ("chat", "line", "described", "grounded")
 
 
 def preferred(tried: Sequence[Candidate]) -> list[Candidate]:
