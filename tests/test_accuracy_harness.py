@@ -358,7 +358,8 @@ def test_every_way_recorded_and_vote_rules_replayed(
     assert [c["answer"] for c in rows["0"]["candidates"]] == ["6", "3", "6", "6"]
     assert rows["0"]["candidates"][3]["named"] == ["price", "city", "item"]
     assert rows["2"]["candidates"][1]["used"] == ["city"]
-    assert [rows[str(i)]["ok"] for i in range(3)] == [True, True, True]  # by a majority
+    # rows and yes/no by a majority; the city is a 2-2 tie, which goes to chat (wrong)
+    assert [rows[str(i)]["ok"] for i in range(3)] == [True, True, False]
 
     lines = {line[:30].strip(): line[30:] for line in printed.splitlines() if line.strip()}
     assert lines["chat"].split()[0:2] == ["3/4", "75.0%"]
