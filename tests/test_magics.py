@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -297,7 +298,15 @@ def test_interrupt_cancels_the_question(
     ip.run_line_magic("ask", f"load {DATA / 'customers.csv'}")
     llm.on("slow", "result = 1")
     llm.delay(5)
-    timer = threading.Timer(1.0, _thread.interrupt_main)
+    sent = len(llm.requests)
+
+    def interrupt_once_asked() -> None:  # Ctrl-C while the LLM is answering, however slow
+        deadline = time.monotonic() + 30
+        while len(llm.requests) == sent and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _thread.interrupt_main()
+
+    timer = threading.Thread(target=interrupt_once_asked)
     timer.start()
     capsys.readouterr()
     ip.run_line_magic("ask", "-o v a slow question")
