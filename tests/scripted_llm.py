@@ -33,6 +33,7 @@ class Rule:
     pattern: re.Pattern[str]
     replies: list[str]
     raw: bool = False  # send replies as they are (no ```python fence)
+    delay: float = 0.0  # seconds to wait before answering (only the questions this rule answers)
 
 
 @dataclass
@@ -57,9 +58,10 @@ class ScriptedLLM:
     server: ThreadingHTTPServer | None = None
 
     # --- scripting ------------------------------------------------------------------------
-    def on(self, pattern: str, *replies: str, raw: bool = False) -> ScriptedLLM:
-        """Answer questions matching ``pattern`` (case-insensitive search) with ``replies``."""
-        self.rules.insert(0, Rule(re.compile(pattern, re.I | re.S), list(replies), raw))
+    def on(self, pattern: str, *replies: str, raw: bool = False, delay: float = 0.0) -> ScriptedLLM:
+        """Answer questions matching ``pattern`` (case-insensitive search) with ``replies``,
+        each after ``delay`` seconds."""
+        self.rules.insert(0, Rule(re.compile(pattern, re.I | re.S), list(replies), raw, delay))
         return self
 
     def on_line(self, pattern: str, expression: str, *, within: str | None = None) -> ScriptedLLM:
@@ -110,6 +112,15 @@ class ScriptedLLM:
 
     # --- answering ------------------------------------------------------------------------
     def reply_for(self, messages: list[dict[str, Any]]) -> str:
+        rule, attempt = self._rule_for(messages)
+        if rule is None:
+            return fence(self.default_reply)
+        time.sleep(rule.delay)
+        text = rule.replies[min(attempt, len(rule.replies) - 1)]
+        return text if rule.raw else fence(text)
+
+    def _rule_for(self, messages: list[dict[str, Any]]) -> tuple[Rule | None, int]:
+        """The rule answering the question in ``messages``, and the attempt number."""
         users = [str(m.get("content", "")) for m in messages if m.get("role") == "user"]
         attempt = 0
         question = ""
@@ -121,9 +132,8 @@ class ScriptedLLM:
             break
         for rule in self.rules:
             if rule.pattern.search(question):
-                text = rule.replies[min(attempt, len(rule.replies) - 1)]
-                return text if rule.raw else fence(text)
-        return fence(self.default_reply)
+                return rule, attempt
+        return None, attempt
 
     def start(self, port: int = 0) -> ScriptedLLM:
         owner = self

@@ -297,8 +297,7 @@ def test_interrupt_cancels_the_question(
     ip: InteractiveShell, llm: ScriptedLLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ip.run_line_magic("ask", f"load {DATA / 'customers.csv'}")
-    llm.on("slow", "result = 1")
-    llm.delay(5)
+    llm.on("slow", "result = 1", delay=5)  # only this question waits (no shared fault queue)
 
     def asked() -> bool:
         return any("a slow question" in json.dumps(r) for r in list(llm.requests))
