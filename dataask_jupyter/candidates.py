@@ -1,16 +1,16 @@
 """The candidates stage: answer a question more than one way and keep what most ways agree on.
 
-The first candidate is the chat answer (with its repairs and result checks). Where its value is
-one that can be compared (a number, a label, a date) and the wording asks for neither yes/no nor
-a list, a second candidate answers in one line: the question as the docstring of a function over
-``df`` with its column names, completed by the LLM after ``return``. Where those two differ, a
-third ("described") answers in one line again, with the dataset's description from the chat
-prompt put first as comments. The vote (:mod:`dataask_jupyter.vote`) chooses: answers that fail
-the result checks do not vote, and ties follow :data:`PREFERENCE`. Mode "all" runs every way on
-every question, a column-grounded one too (the LLM names the columns the question needs, checked
-against the real names and the values the question quotes, then writes code with them put
-before the question), to measure each. Each extra prompt starts with a prefix the server has
-seen before, so its cache serves it.
+The first candidate is the chat answer (with its repairs and result checks). Where no chart is
+asked for and its value can be compared (a number, a label, a date, yes/no, a short list), or it
+failed, or it does not fit the wording, a second candidate answers in one line: the question as
+the docstring of a function over ``df`` with its column names, completed by the LLM after
+``return``. Where those two differ, a third ("described") answers in one line again, with the
+dataset's description from the chat prompt put first as comments. The vote
+(:mod:`dataask_jupyter.vote`) chooses: answers that fail the result checks do not vote, and ties
+follow :data:`PREFERENCE`. Mode "all" runs every way on every question, a column-grounded one
+too (the LLM names the columns the question needs, checked against the real names and the values
+the question quotes, then writes code with them put before the question), to measure each. Each
+extra prompt starts with a prefix the server has seen before, so its cache serves it.
 """
 
 from __future__ import annotations

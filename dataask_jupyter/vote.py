@@ -32,7 +32,7 @@ Key = tuple[str, ...]
 class Candidate:
     """One way of answering a question, and what it gave."""
 
-    name: str  # "chat", "line", "grounded"
+    name: str  # "chat", "line", "described", "grounded"
     code: str = ""
     value: Any = None
     kind: str = "none"  # as ``RunOutcome.kind``
