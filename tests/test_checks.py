@@ -30,6 +30,8 @@ from dataask_jupyter.checks import (
         ("List the first (by row order) 2 regions.", "list", 2),
         ("What are the three highest totals in one season?", "list", 3),
         ("List all the different regions.", "list", None),
+        ("List the countries ranked 10th to 15th.", "list", 6),
+        ("List the prices of the items ranked between the 1st and the 4th", "list", 4),
         ("List the regions present in the first 4 rows.", "list", None),
         ("List revenue per region", None, None),  # a breakdown, not a list
         ("Top 3 customers by revenue", "list", 3),
@@ -278,6 +280,29 @@ def test_rank_one_is_the_top() -> None:
     assert feedback(q, 46.5, 'result = df.loc[df["Rank"].idxmin(), "Rent Index"]') is None
     q = "Mean index of the top 10 countries by rank?"
     assert feedback(q, 3.1, 'result = df.nlargest(10, "Rank")["I"].mean()') is not None
+    q = "List the names of the top 5 ranked countries."
+    code = "result = df.sort_values(by='Rank', ascending=False).head(5)['Country'].tolist()"
+    assert feedback(q, list("abcde"), code) is not None
+    code = "result = df.sort_values('Rank').head(5)['Country'].tolist()"
+    assert feedback(q, list("abcde"), code) is None
+
+
+def test_a_single_season_is_not_summed_across_seasons() -> None:
+    q = "List the top 4 points achieved by a single player in one season."
+    code = 'result = df.groupby("PLAYER")["PTS"].sum().nlargest(4).tolist()'
+    text = feedback(q, [9, 8, 7, 6], code)
+    assert text is not None and "across seasons" in text
+    # grouped by the season too, or the rows themselves: fine
+    code = 'result = df.groupby(["PLAYER", "year"])["PTS"].sum().nlargest(4).tolist()'
+    assert feedback(q, [9, 8, 7, 6], code) is None
+    assert feedback(q, [9, 8, 7, 6], 'result = df["PTS"].nlargest(4).tolist()') is None
+    q = "Which store sold the most in a given month?"
+    code = 'result = df.groupby(by=["Store"]).agg({"qty": "sum"})["qty"].idxmax()'
+    assert feedback(q, "S1", code) is not None
+    assert feedback(q, "S1", code.replace('["Store"]', '["Store", "Date"]')) is None
+    # no single unit asked about: grouping and summing is the question
+    q = "Which player scored the most points overall?"
+    assert feedback(q, "P", 'result = df.groupby("PLAYER")["PTS"].sum().idxmax()') is None
 
 
 def test_any_is_not_all() -> None:

@@ -228,6 +228,21 @@ def _check_direction(r: Result) -> str | None:
     return _wrong_direction(r.question, r.code)
 
 
+def _check_single(r: Result) -> str | None:
+    """Rows added up across the very thing the question asks about one of ("in a single
+    season", "in one game")."""
+    found = _summed_across(r.question, r.code)
+    if not found:
+        return None
+    unit, keys = found
+    return (
+        f"The question asks about a single {unit}: each value must come from one {unit}, but "
+        f"the code adds rows up across {unit}s (groupby({keys}) and then an aggregate). If each "
+        f'row of df is already one {unit}, use the rows as they are (e.g. df.nlargest(3, "X")); '
+        f"otherwise group by the column that tells the {unit}s apart as well."
+    )
+
+
 def _check_names(r: Result) -> str | None:
     names = _names_expected(r.question, r.expectation, r.value, r.frame)
     if not names:
@@ -276,6 +291,7 @@ CHECKS: dict[str, Callable[[Result], str | None]] = {
     "label": _check_label,
     "counts": _check_counts,
     "direction": _check_direction,
+    "single": _check_single,
     "names": _check_names,
     "second": _check_second,
     "count": _check_count,
@@ -360,9 +376,11 @@ _ENTITY_AFTER = re.compile(
 )
 
 
+_RANK = r"""["'][^"']*rank[^"']*["']"""  # a column named for a rank, quoted
 _RANK_HIGH = re.compile(
-    r"""\[\s*["'][^"']*rank[^"']*["']\s*\]\s*\.(?:idxmax|nlargest)\(|"""
-    r"""nlargest\(\s*\w+\s*,\s*["'][^"']*rank[^"']*["']""",
+    r"\[\s*" + _RANK + r"\s*\]\s*\.(?:idxmax|nlargest)\(|"
+    r"nlargest\(\s*\w+\s*,\s*" + _RANK + "|"
+    r"sort_values\(\s*(?:by\s*=\s*)?\[?\s*" + _RANK + r"[^)]*ascending\s*=\s*False",
     re.I,
 )
 _ANY_WORDS = re.compile(r"\b(?:any|anyone|anybody|anything|is there|are there)\b", re.I)
@@ -397,6 +415,60 @@ def _wrong_direction(question: str, code: str) -> str | None:
             "(nsmallest, idxmin or an ascending sort). Use nlargest / idxmax / a descending sort."
         )
     return None
+
+
+_SINGLE = re.compile(
+    r"\b(?:in|during|within|for|of|over)\s+(?:a\s+|any\s+)?(?:single|given|one|particular)\s+"
+    r"(?:given\s+)?([a-z]{3,})",
+    re.I,
+)
+_SUMS = re.compile(r"\.(?:sum|mean|size|count|agg|aggregate)\(")
+# group keys that tell periods apart: grouping by one of them keeps "one season" apart
+_PERIOD_KEYS = ("year", "date", "time", "period", "season", "month", "week", "day")
+
+
+def _summed_across(question: str, code: str) -> tuple[str, str] | None:
+    """(unit, keys) when the question asks about one unit ("in a single season") and the code
+    groups by keys none of which names that unit or a period, then aggregates."""
+    m = _SINGLE.search(question)
+    if not m or not _SUMS.search(code):
+        return None
+    unit = m.group(1).lower()
+    unit = unit[:-1] if unit.endswith("s") and not unit.endswith("ss") else unit
+    groups = _group_keys(code)
+    if not groups:
+        return None
+    for keys in groups:
+        names = [norm(k) for k in keys]
+        if not names or any(norm(unit) in k or any(p in k for p in _PERIOD_KEYS) for k in names):
+            return None
+    return unit, ", ".join(repr(k) for k in groups[0])
+
+
+def _group_keys(code: str) -> list[list[str]]:
+    """The quoted column names of each ``.groupby(...)`` call in ``code`` (by= included)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "groupby"
+        ):
+            continue
+        args = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "by")]
+        found.append(
+            [
+                c.value
+                for a in args
+                for c in ast.walk(a)
+                if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            ]
+        )
+    return found
 
 
 def _names_expected(

@@ -33,6 +33,11 @@ _COUNT_PATTERNS = [
     ),
     re.compile(r"\b" + _N + r"[\s-]+(?:elements?|values?|items?|names?|entries)\b", re.I),
 ]
+_ORDINAL = r"(\d{1,3})(?:st|nd|rd|th)\b"
+# "ranked 10th to 15th", "between the 1st and the 5th": a range of positions, both ends counted
+_POSITIONS = re.compile(
+    r"\b" + _ORDINAL + r"\s*(?:to|through|until|and|-)\s*(?:the\s+)?" + _ORDINAL, re.I
+)
 _AT_MOST = re.compile(r"\b(?:less|fewer)\s+than\b|\bat most\b|\bup to\b|\bas many as\b", re.I)
 _BREAKDOWN = re.compile(r"\b(?:per|each|every|breakdown|broken down|grouped)\b", re.I)
 CHART = re.compile(r"\b(?:plot|chart|graph|draw|visuali[sz]e|histogram)\b", re.I)
@@ -89,6 +94,11 @@ def _first_words(question: str) -> list[str]:
 
 def _count(question: str) -> int | None:
     text = re.sub(r"\([^)]*\)\s*", "", question)  # "the first (by row number) 3 values"
+    span = _POSITIONS.search(text)
+    if span:
+        first, last = int(span.group(1)), int(span.group(2))
+        if 1 < last - first + 1 <= 100:
+            return last - first + 1
     for pattern in _COUNT_PATTERNS:
         m = pattern.search(text)
         if m:
