@@ -322,6 +322,7 @@ class DataaskRunner:
                     "named": c.columns,
                     "used": columns_used(c.code, columns),
                     "fits": c.misfit is None and c.error is None,
+                    "misfit": c.misfit,
                     "key": list(c.key) if c.key is not None else None,
                 }
                 for c in a.candidates
@@ -530,10 +531,34 @@ def check_report(outcomes: Sequence[Outcome]) -> str:
             r[2] += first_ok and not o.ok
             r[3] += first_ok
     if not rows:
-        return "result checks: none fired"
-    lines = [f"{'result check':<16}{'fired':>7}{'fixed':>7}{'broke':>7}{'false alarm':>13}"]
-    for name, (fired, fixed, broke, false) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
-        lines.append(f"{name:<16}{fired:>7}{fixed:>7}{broke:>7}{false:>13}")
+        lines = ["result checks: none fired"]
+    else:
+        lines = [f"{'result check':<16}{'fired':>7}{'fixed':>7}{'broke':>7}{'false alarm':>13}"]
+        for name, (fired, fixed, broke, false) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
+            lines.append(f"{name:<16}{fired:>7}{fixed:>7}{broke:>7}{false:>13}")
+    vote = _vote_check_report(outcomes)
+    return "\n".join(lines) + (f"\n\n{vote}" if vote else "")
+
+
+def _vote_check_report(outcomes: Sequence[Outcome]) -> str:
+    """Per result check, the answers (of every way that voted) it kept out of the vote: how
+    many were wrong (rightly kept out) and how many right (a right answer lost its vote)."""
+    rows: dict[str, list[int]] = {}
+    for o in outcomes:
+        if o.system != "dataask" or len(o.candidates) < 2:
+            continue
+        for c in o.candidates:
+            if not c.get("misfit") or c["answer"] == ERROR_ANSWER:
+                continue
+            right = default_compare(c["answer"], o.gold, o.type)
+            r = rows.setdefault(c["misfit"], [0, 0, 0])
+            r[0] += 1
+            r[1 + right] += 1
+    if not rows:
+        return ""
+    lines = [f"{'kept out of the vote':<22}{'answers':>9}{'wrong':>7}{'right':>7}"]
+    for name, (n, wrong, right) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"{name:<22}{n:>9}{wrong:>7}{right:>7}")
     return "\n".join(lines)
 
 

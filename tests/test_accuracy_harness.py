@@ -452,6 +452,21 @@ def test_check_report_counts_fixes_breaks_and_false_alarms() -> None:
     assert accuracy.check_report([_outcome("dataask", "t", True)]) == "result checks: none fired"
 
 
+def test_check_report_counts_the_answers_each_check_kept_out_of_the_vote() -> None:
+    def way(name: str, answer: str, misfit: str | None) -> dict[str, Any]:
+        return {"name": name, "answer": answer, "misfit": misfit, "fits": misfit is None}
+
+    a = _outcome("dataask", "t1", True)
+    a.candidates = [way("chat", "True", None), way("line", "[True, False]", "yes_no")]
+    b = _outcome("dataask", "t1", False)
+    b.candidates = [way("chat", "False", None), way("line", "True", "yes_no")]
+    c = _outcome("dataask", "t2", True)  # a way that failed is not judged by a check
+    c.candidates = [way("chat", "True", None), way("line", accuracy.ERROR_ANSWER, "empty")]
+    text = accuracy.check_report([a, b, c])
+    vote = text.split("kept out of the vote", 1)[1].splitlines()
+    assert vote[1].split() == ["yes_no", "2", "1", "1"] and len(vote) == 2
+
+
 def test_fold_report_per_table_with_mean_and_spread() -> None:
     outcomes = [
         _outcome("dataask", "t1", True),
