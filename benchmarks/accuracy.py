@@ -53,7 +53,12 @@ for _p in (str(ROOT), str(HERE)):
 import pandas as pd  # noqa: E402
 from databench_score import ANSWER_TYPES, answer_string, default_compare  # noqa: E402
 
-from dataask_jupyter.candidates import MODES, PREFERENCE, columns_used  # noqa: E402
+from dataask_jupyter.candidates import (  # noqa: E402
+    MODES,
+    PREFERENCE,
+    columns_used,
+    undecided,
+)
 from dataask_jupyter.checks import CHECKS, expect  # noqa: E402
 from dataask_jupyter.config import Ask  # noqa: E402
 from dataask_jupyter.llm import LLMClient  # noqa: E402
@@ -563,8 +568,9 @@ def _vote_check_report(outcomes: Sequence[Outcome]) -> str:
 
 
 WAYS = ("chat", "line", "described", "grounded")
-LATER = ("described", "grounded")  # ways that join only where chat and line differ (as the
-# vote runs them lazily; ``--candidates all`` records them everywhere)
+LATER = ("described", "grounded")  # ways that join only where chat and line leave the
+# question open (``candidates.undecided``, as the vote runs them lazily; ``--candidates all``
+# records them everywhere)
 ORDERS = [  # which ways vote, in the order that breaks a tie
     "line>chat",
     "chat>line",
@@ -622,7 +628,7 @@ def simulate(o: Outcome, rule: str) -> tuple[str, float] | None:
     tried = [chat, line]
     seconds = chat.seconds + line.seconds
     for later in (n for n in names if n in LATER):
-        if chat.key is None or chat.key != line.key:
+        if undecided(chat, line):
             if later not in recorded:
                 return None
             tried.append(_cand(recorded[later]))

@@ -4,13 +4,14 @@ The first candidate is the chat answer (with its repairs and result checks). Whe
 asked for and its value can be compared (a number, a label, a date, yes/no, a short list), or it
 failed, or it does not fit the wording, a second candidate answers in one line: the question as
 the docstring of a function over ``df`` with its column names, completed by the LLM after
-``return``. Where those two differ, a third ("described") answers in one line again, with the
-dataset's description from the chat prompt put first as comments. The vote
-(:mod:`dataask_jupyter.vote`) chooses: answers that fail the result checks do not vote, and ties
-follow :data:`PREFERENCE`. Mode "all" runs every way on every question, a column-grounded one
-too (the LLM names the columns the question needs, checked against the real names and the values
-the question quotes, then writes code with them put before the question), to measure each. Each
-extra prompt starts with a prefix the server has seen before, so its cache serves it.
+``return``. Where those two differ, or neither fits the wording, a third ("described") answers
+in one line again, with the dataset's description from the chat prompt put first as comments.
+The vote (:mod:`dataask_jupyter.vote`) chooses: answers that fail the result checks do not
+vote, and ties follow :data:`PREFERENCE`. Mode "all" runs every way on every question, a
+column-grounded one too (the LLM names the columns the question needs, checked against the
+real names and the values the question quotes, then writes code with them put before the
+question), to measure each. Each extra prompt starts with a prefix the server has seen before,
+so its cache serves it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "line_prompt",
     "preferred",
     "second_opinions",
+    "undecided",
     "votes_on",
 ]
 
@@ -330,14 +332,15 @@ def second_opinions(
 ) -> tuple[Tally, list[Candidate]]:
     """The chosen answer and every candidate tried, starting from the chat answer ``first``.
 
-    ``mode`` "vote": the one-line candidate, and where it and the chat answer differ, the
-    described one (``table`` is the dataset's description); "all": every way, the grounded one
+    ``mode`` "vote": the one-line candidate, and where it and the chat answer leave the
+    question open (:func:`undecided`), the described one (``table`` is the dataset's
+    description); "all": every way, the grounded one
     too (to measure each way). The caller sets the sandbox's ``prev`` to the chosen value.
     """
     asker = _Asker(task, llm, runner, prev, emit, count, cancel)
     line = asker.line(prev_summary)
     tried = [first, line]
-    if mode == "all" or first.key is None or first.key != line.key:
+    if mode == "all" or undecided(first, line):
         tried.append(asker.line(prev_summary, table))
     if mode == "all":
         tried.append(asker.grounded(messages))
@@ -346,6 +349,16 @@ def second_opinions(
         tally = Tally(first, tally.agree, tally.voters)  # same answer: show the chat code
     emit("stage", f"{tally.agree} of {len(tried)} ways of answering agree")
     return tally, tried
+
+
+def undecided(first: Candidate, line: Candidate) -> bool:
+    """Whether the chat and one-line answers leave the question open, so that the described
+    way is asked too: they differ, the chat answer failed, or neither fits the wording."""
+    return (
+        first.key is None
+        or first.key != line.key
+        or (first.misfit is not None and line.misfit is not None)
+    )
 
 
 #: The order in which ties are broken (chosen on held-out tables: benchmarks/accuracy.py).

@@ -258,6 +258,20 @@ def test_yes_no_and_list_questions_vote_too(voting: dataask.Session, llm: Script
     assert a.code == "result = (df['region'] == 'Europe').any()"
 
 
+def test_answers_that_agree_but_do_not_fit_ask_the_described_way(
+    voting: dataask.Session, llm: ScriptedLLM
+) -> None:
+    low = "df[df['revenue'] == df['revenue'].min()]['region'].tolist()"  # ties, not three
+    llm.on("lowest revenue", f"result = {low}")
+    llm.on_line("lowest revenue", low)
+    fits = "df.nsmallest(3, 'revenue')['region'].tolist()"
+    llm.on_line("lowest revenue", fits, within="# The table df:")
+    a = voting.ask("List the 3 regions of the orders with the lowest revenue")
+    assert [c.name for c in a.candidates] == ["chat", "line", "described"]
+    assert [c.misfit for c in a.candidates] == ["count", "count", None]
+    assert a.value == _truth().nsmallest(3, "revenue")["region"].tolist()
+
+
 def test_every_way_names_the_columns_and_the_majority_wins(
     settings_kwargs: dict[str, Any], llm: ScriptedLLM
 ) -> None:
