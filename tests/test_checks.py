@@ -287,6 +287,20 @@ def test_rank_one_is_the_top() -> None:
     assert feedback(q, list("abcde"), code) is None
 
 
+def test_closest_means_the_smallest_absolute_difference() -> None:
+    q = "Which country has a Groceries Index closest to 80?"
+    code = 'result = df.loc[df["G"].abs() == df["G"].abs().min(), "Country"].iloc[0]'
+    text = feedback(q, "X", code)
+    assert text is not None and '(df["X"] - 80).abs().idxmin()' in text
+    assert feedback(q, "X", 'result = df.loc[(df["G"] - 80).abs().idxmin(), "Country"]') is None
+    q = "List the 5 Local Purchasing Power Index values closest to 100."
+    code = "result = df['L'].sort_values().iloc[-5:].tolist()"
+    assert "nsmallest(5)" in (feedback(q, [1, 2, 3, 4, 5], code) or "")
+    code = "result = df.loc[(df['L'] - 100).abs().nsmallest(5).index, 'L'].tolist()"
+    assert feedback(q, [1, 2, 3, 4, 5], code) is None
+    assert feedback("Which shop is closest to the station?", "A", "result = df.s[0]") is None
+
+
 def test_a_single_season_is_not_summed_across_seasons() -> None:
     q = "List the top 4 points achieved by a single player in one season."
     code = 'result = df.groupby("PLAYER")["PTS"].sum().nlargest(4).tolist()'

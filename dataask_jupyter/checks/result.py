@@ -228,6 +228,18 @@ def _check_direction(r: Result) -> str | None:
     return _wrong_direction(r.question, r.code)
 
 
+def _check_closest(r: Result) -> str | None:
+    target = _closest_target(r.question)
+    if target is None or ("abs" in r.code and target in _numbers_in(r.code)):
+        return None
+    n = f"{target:g}"
+    return (
+        f"The question asks for what is closest to {n}: the smallest absolute difference from "
+        f'{n}, e.g. df.loc[(df["X"] - {n}).abs().idxmin(), "Name"], or for several, '
+        f'df.loc[(df["X"] - {n}).abs().nsmallest(5).index, "X"].tolist().'
+    )
+
+
 def _check_single(r: Result) -> str | None:
     """Rows added up across the very thing the question asks about one of ("in a single
     season", "in one game")."""
@@ -291,6 +303,7 @@ CHECKS: dict[str, Callable[[Result], str | None]] = {
     "label": _check_label,
     "counts": _check_counts,
     "direction": _check_direction,
+    "closest": _check_closest,
     "single": _check_single,
     "names": _check_names,
     "second": _check_second,
@@ -415,6 +428,33 @@ def _wrong_direction(question: str, code: str) -> str | None:
             "(nsmallest, idxmin or an ascending sort). Use nlargest / idxmax / a descending sort."
         )
     return None
+
+
+_CLOSEST = re.compile(
+    r"\b(?:closest|nearest)\s+(?:to\s+)?(?:the\s+value\s+(?:of\s+)?)?(-?\d[\d,]*(?:\.\d+)?)\b",
+    re.I,
+)
+
+
+def _closest_target(question: str) -> float | None:
+    """The number a question asks for the values closest to ("closest to 80"), if any."""
+    m = _CLOSEST.search(question)
+    return float(m.group(1).replace(",", "")) if m else None
+
+
+def _numbers_in(code: str) -> set[float]:
+    """The number literals of ``code``."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    return {
+        float(n.value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant)
+        and isinstance(n.value, int | float)
+        and not isinstance(n.value, bool)
+    }
 
 
 _SINGLE = re.compile(
