@@ -102,6 +102,26 @@ def test_empty_result_names_the_real_values() -> None:
     assert text is not None and "Department" in text and '"Ops"' in text and "JobRole" in text
 
 
+def test_a_value_the_column_never_holds_is_a_misfit_even_when_the_result_is_not_empty() -> None:
+    q = "Are there more sales executives than R&D staff?"
+    code = "result = (df.JobRole == 'Sales Exec').sum() > (df['Department'] == 'Development').sum()"
+    text = feedback(q, False, code, FRAME)
+    assert text is not None and "never holds" in text
+    assert 'no value "Sales Exec"' in text and '"Sales Executive"' in text
+    assert 'no value "Development"' in text
+    right = "result = (df.JobRole == 'Sales Executive').sum() > (df.Department == 'R&D').sum()"
+    assert feedback(q, False, right, FRAME) is None
+    # a value the question names itself (asked about, so it may be absent): no opinion
+    q = "How many staff worked in the 2010-11 season?"
+    assert feedback(q, 0, "result = (df.season == '2010-11').sum()", FRAME) is None
+    # substrings, numbers and columns the code rewrites first are not whole values of df
+    code = "result = df.JobRole.str.contains('Sales').sum()"
+    assert feedback("How many in sales?", 2, code, FRAME) is None
+    assert feedback("Any 4 years?", False, "result = (df.Years == 4).any()", FRAME) is None
+    code = "df['JobRole'] = df['JobRole'].str.lower()\nresult = (df.JobRole == 'manager').sum()"
+    assert feedback("How many managers?", 1, code, FRAME) is None
+
+
 def test_empty_result_without_frame_or_literals() -> None:
     text = feedback("total?", [], "result = []")
     assert text is not None and "empty" in text and "Column" not in text

@@ -6,10 +6,11 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+from collections.abc import Sequence
 
 import pandas as pd
 
-__all__ = ["error_hint", "norm", "value_hints"]
+__all__ = ["error_hint", "norm", "unknown_values", "value_hints"]
 
 # --------------------------------------------------------------------------------------------
 # what the filtered columns really hold
@@ -20,8 +21,13 @@ def norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def _literal_comparisons(code: str) -> list[tuple[str, object]]:
-    """(column, literal) pairs the code compares: x["col"] == lit, x["col"].isin([...]), ..."""
+_EXACT_CALLS = ("isin", "eq")
+_PATTERN_CALLS = ("contains", "startswith", "endswith", "match")
+
+
+def _literal_comparisons(code: str, *, exact: bool = False) -> list[tuple[str, object]]:
+    """(column, literal) pairs the code compares: x["col"] == lit, x["col"].isin([...]), ...
+    (with ``exact``, only the comparisons that need a whole value: ==, !=, isin, eq)."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
@@ -52,7 +58,9 @@ def _literal_comparisons(code: str) -> list[tuple[str, object]]:
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and len(node.ops) == 1:
-            if isinstance(node.ops[0], ast.Eq | ast.NotEq | ast.In):
+            if isinstance(node.ops[0], ast.Eq | ast.NotEq) or (
+                isinstance(node.ops[0], ast.In) and not exact
+            ):
                 left, right = node.left, node.comparators[0]
                 for a, b in ((left, right), (right, left)):
                     col = column(a)
@@ -61,7 +69,7 @@ def _literal_comparisons(code: str) -> list[tuple[str, object]]:
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr in ("isin", "contains", "startswith", "endswith", "eq", "match")
+            and node.func.attr in (_EXACT_CALLS if exact else _EXACT_CALLS + _PATTERN_CALLS)
         ):
             col = column(node.func.value)
             if col is not None and node.args:
@@ -70,10 +78,62 @@ def _literal_comparisons(code: str) -> list[tuple[str, object]]:
 
 
 def value_hints(code: str, frame: pd.DataFrame, per_column: int = 6) -> list[str]:
+    """One sentence per filtered column (at most 3) that lacks the value the code compares it
+    with: what the column holds instead, near that value first."""
+    return _hints(_literal_comparisons(code), frame, per_column)
+
+
+def unknown_values(code: str, frame: pd.DataFrame, question: str) -> list[str]:
+    """:func:`value_hints` for the text values the code needs whole (==, !=, isin) that their
+    text column never holds; values the question itself quotes, and columns the code
+    rewrites first, are left out."""
+    asked = f" {_words(question)} "
+    rewritten = _assigned_columns(code)
+    pairs = []
+    for name, literal in _literal_comparisons(code, exact=True):
+        if not isinstance(literal, str) or name in rewritten:
+            continue
+        if name in frame.columns and not _is_text(frame[name]):
+            continue
+        words = _words(literal)
+        if words and f" {words} " in asked:
+            continue
+        pairs.append((name, literal))
+    return _hints(pairs, frame)
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def _is_text(col: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col))
+
+
+def _assigned_columns(code: str) -> set[str]:
+    """Columns the code assigns to (df["c"] = ..., df.c = ...)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        for t in targets:
+            if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant):
+                found.add(str(t.slice.value))
+            elif isinstance(t, ast.Attribute):
+                found.add(t.attr)
+    return found
+
+
+def _hints(
+    pairs: Sequence[tuple[str, object]], frame: pd.DataFrame, per_column: int = 6
+) -> list[str]:
     hints: list[str] = []
     seen: set[str] = set()
     columns = {str(c): c for c in frame.columns}
-    for name, literal in _literal_comparisons(code):
+    for name, literal in pairs:
         if name not in columns or name in seen or len(seen) >= 3:
             continue
         col = frame[columns[name]]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dataask_jupyter.checks.hints import norm, value_hints
+from dataask_jupyter.checks.hints import norm, unknown_values, value_hints
 from dataask_jupyter.checks.wording import (
     CHART,
     NUMBER_WORDS,
@@ -140,6 +140,19 @@ def _check_empty(r: Result) -> str | None:
     if hints:
         text += " " + " ".join(hints)
     return text + " Fix the code so it finds the rows the question means."
+
+
+def _check_values(r: Result) -> str | None:
+    """A whole value the code matches that its column never holds (and the question never
+    names): that filter matches no rows, and a sum or a test over it says 0 or False."""
+    hints = unknown_values(r.code, r.frame, r.question) if r.frame is not None else []
+    if not hints:
+        return None
+    return (
+        "The code matches a value its column never holds, so that filter matches no rows. "
+        + " ".join(hints)
+        + " Match the values the column holds."
+    )
 
 
 def _check_yes_no(r: Result) -> str | None:
@@ -298,6 +311,7 @@ CHECKS: dict[str, Callable[[Result], str | None]] = {
     "chart": _check_chart,
     "computed": _check_computed,
     "empty": _check_empty,
+    "values": _check_values,
     "yes_no": _check_yes_no,
     "row_labels": _check_row_labels,
     "label": _check_label,
