@@ -112,7 +112,8 @@ class Outcome:
     # result checks: each check that fired, with the answer string of the result it judged
     checks: list[list[str]] = field(default_factory=list)
     # the ways it was answered (Ask.candidates): name, answer string, seconds, columns named
-    # (grounded), columns its code uses, and whether the result checks accepted it
+    # (grounded), columns its code uses, whether the result checks accepted it (and if not,
+    # the check that fired), and its code
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -328,6 +329,7 @@ class DataaskRunner:
                     "used": columns_used(c.code, columns),
                     "fits": c.misfit is None and c.error is None,
                     "misfit": c.misfit,
+                    "code": c.code,
                     "key": list(c.key) if c.key is not None else None,
                 }
                 for c in a.candidates

@@ -156,6 +156,11 @@ def test_list_count() -> None:
     q = "List the first 3 values. If there are fewer than 3, list as many as there are."
     assert feedback(q, ["a", "b"], "") is None
     assert feedback(q, ["a", "b", "c", "d"], "") is not None
+    # the top 5 of a column that holds 3 values: all 3 of them
+    frame = pd.DataFrame({"travel": ["rarely", "often", "never", "rarely"], "n": [1, 2, 3, 4]})
+    q = "List the top 5 travel categories."
+    assert feedback(q, ["rarely", "often", "never"], "", frame) is None
+    assert feedback(q, ["rarely", "often"], "", frame) is not None
 
 
 def test_no_opinion_no_feedback() -> None:
@@ -252,6 +257,9 @@ def test_second_means_second() -> None:
     assert feedback(q, "Bermuda", 'result = df.nlargest(2, "r").iloc[1]["c"]') is None
     assert feedback(q, "Bermuda", 'result = df.sort_values("r").c.iloc[-2]') is None
     assert feedback("Revenue in the second half?", 3.5, "result = df.r.sum()") is None
+    q = "Is the Bahamas ranked second?"
+    assert feedback(q, True, "result = df.loc[df.c == 'Bahamas', 'Rank'].iloc[0] == 2") is None
+    assert feedback(q, True, "result = df.loc[df.Rank.idxmin(), 'c'] == 'Bahamas'") is not None
 
 
 def test_empty_selection_errors_get_the_value_hints() -> None:

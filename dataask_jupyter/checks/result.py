@@ -279,12 +279,19 @@ def _check_names(r: Result) -> str | None:
 
 
 def _check_second(r: Result) -> str | None:
-    if _SECOND.search(r.question) and not _SECOND_CODE.search(r.code) and _length(r.value) is None:
-        return (
-            "The question asks for the second one, but the code takes the top one. Take the "
-            'second with e.g. df.nlargest(2, "X").iloc[1]["Name"] or '
-            "series.sort_values(ascending=False).index[1]."
-        )
+    if (
+        not _SECOND.search(r.question)
+        or _SECOND_CODE.search(r.code)
+        or _length(r.value) is not None
+    ):
+        return None
+    if r.expectation.kind == "boolean" and 2 in _numbers_in(r.code):
+        return None  # "Is X ranked second?": a test against 2 takes no top one
+    return (
+        "The question asks for the second one, but the code takes the top one. Take the "
+        'second with e.g. df.nlargest(2, "X").iloc[1]["Name"] or '
+        "series.sort_values(ascending=False).index[1]."
+    )
     return None
 
 
@@ -296,6 +303,8 @@ def _check_count(r: Result) -> str | None:
     have = 1 if n is None else n
     if have == exp.count or (exp.at_most and 0 < have <= exp.count):
         return None
+    if 1 < have < exp.count and _every_value_of_a_column(r.value, r.frame):
+        return None  # "the top 5 categories" of a column that has 3: all 3 are the answer
     return (
         f"The question asks for {exp.count} values, but the result is {_describe(r.value)}. "
         f"For the top or bottom {exp.count} rows by a column use "
@@ -608,6 +617,18 @@ def _result_expression(code: str) -> str | None:
         ):
             return ast.get_source_segment(code, node.value)
     return None
+
+
+def _every_value_of_a_column(value: Any, frame: pd.DataFrame | None, rows: int = 200_000) -> bool:
+    """Whether a list holds exactly the distinct values of one of ``frame``'s columns."""
+    if frame is None or not isinstance(value, list | tuple | pd.Series | np.ndarray):
+        return False
+    items = {str(v) for v in value}
+    for c in frame.columns:
+        held = pd.unique(frame[c].iloc[:rows].dropna())
+        if len(held) == len(items) and {str(v) for v in held} == items:
+            return True
+    return False
 
 
 def _one_bool(value: Any) -> bool:
