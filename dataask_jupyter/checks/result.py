@@ -263,8 +263,9 @@ def _check_single(r: Result) -> str | None:
     return (
         f"The question asks about a single {unit}: each value must come from one {unit}, but "
         f"the code adds rows up across {unit}s (groupby({keys}) and then an aggregate). If each "
-        f'row of df is already one {unit}, use the rows as they are (e.g. df.nlargest(3, "X")); '
-        f"otherwise group by the column that tells the {unit}s apart as well."
+        f"row of df is already one {unit}, take the values from the rows as they are (e.g. "
+        f'df.nlargest(3, "X")["X"].tolist(), or ["Name"] for who); otherwise group by the '
+        f"column that tells the {unit}s apart as well."
     )
 
 
