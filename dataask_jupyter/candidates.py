@@ -334,8 +334,8 @@ def second_opinions(
 
     ``mode`` "vote": the one-line candidate, and where it and the chat answer leave the
     question open (:func:`undecided`), the described one (``table`` is the dataset's
-    description); "all": every way, the grounded one
-    too (to measure each way). The caller sets the sandbox's ``prev`` to the chosen value.
+    description); "all": every way, the grounded one too (to measure each way). The caller
+    sets the sandbox's ``prev`` to the chosen value.
     """
     asker = _Asker(task, llm, runner, prev, emit, count, cancel)
     line = asker.line(prev_summary)

@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import re
 from collections.abc import Sequence
 
 import pandas as pd
 
-__all__ = ["error_hint", "norm", "unknown_values", "value_hints"]
+__all__ = ["error_hint", "norm", "syntax_tree", "unknown_values", "value_hints"]
 
 # --------------------------------------------------------------------------------------------
 # what the filtered columns really hold
+
+
+@functools.lru_cache(maxsize=64)
+def syntax_tree(code: str) -> ast.Module | None:
+    """``code`` parsed once for every check that reads it (None where it does not parse).
+    Callers only read the tree."""
+    try:
+        return ast.parse(code)
+    except SyntaxError:
+        return None
 
 
 def norm(name: str) -> str:
@@ -28,9 +39,8 @@ _PATTERN_CALLS = ("contains", "startswith", "endswith", "match")
 def _literal_comparisons(code: str, *, exact: bool = False) -> list[tuple[str, object]]:
     """(column, literal) pairs the code compares: x["col"] == lit, x["col"].isin([...]), ...
     (with ``exact``, only the comparisons that need a whole value: ==, !=, isin, eq)."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = syntax_tree(code)
+    if tree is None:
         return []
     pairs: list[tuple[str, object]] = []
 
@@ -112,9 +122,8 @@ def _is_text(col: pd.Series) -> bool:
 
 def _assigned_columns(code: str) -> set[str]:
     """Columns the code assigns to (df["c"] = ..., df.c = ...)."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = syntax_tree(code)
+    if tree is None:
         return set()
     found = set()
     for node in ast.walk(tree):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dataask_jupyter.checks.hints import norm, unknown_values, value_hints
+from dataask_jupyter.checks.hints import norm, syntax_tree, unknown_values, value_hints
 from dataask_jupyter.checks.wording import (
     CHART,
     NUMBER_WORDS,
@@ -61,9 +61,8 @@ def _is_number(value: Any) -> bool:
 
 def _uses_data(code: str) -> bool:
     """Whether the code reads any dataset (df, dfs, prev) at all."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = syntax_tree(code)
+    if tree is None:
         return True
     return any(isinstance(n, ast.Name) and n.id in ("df", "dfs", "prev") for n in ast.walk(tree))
 
@@ -293,7 +292,6 @@ def _check_second(r: Result) -> str | None:
         'second with e.g. df.nlargest(2, "X").iloc[1]["Name"] or '
         "series.sort_values(ascending=False).index[1]."
     )
-    return None
 
 
 def _check_count(r: Result) -> str | None:
@@ -468,9 +466,8 @@ def _closest_target(question: str) -> float | None:
 
 def _numbers_in(code: str) -> set[float]:
     """The number literals of ``code``."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = syntax_tree(code)
+    if tree is None:
         return set()
     return {
         float(n.value)
@@ -511,9 +508,8 @@ def _summed_across(question: str, code: str) -> tuple[str, str] | None:
 
 def _group_keys(code: str) -> list[list[str]]:
     """The quoted column names of each ``.groupby(...)`` call in ``code`` (by= included)."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = syntax_tree(code)
+    if tree is None:
         return []
     found = []
     for node in ast.walk(tree):
@@ -608,9 +604,8 @@ def _row_labels(value: Any, code: str, frame: pd.DataFrame | None) -> str | None
 
 def _result_expression(code: str) -> str | None:
     """The source of the last ``result = ...`` statement."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = syntax_tree(code)
+    if tree is None:
         return None
     for node in reversed(tree.body):
         if isinstance(node, ast.Assign) and any(
